@@ -1,0 +1,43 @@
+# `make test` is the project's one test command: it builds the virtualenv,
+# fetches the Kafka broker jars once, lints, type-checks and runs pytest.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: test lint typecheck pytest install jars broker-prereqs clean
+
+test: lint typecheck pytest
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $@
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+# Fail in one line, before any test runs, when no broker can be had.
+broker-prereqs:
+	@if [ -z "$$KAFKA_TEST_BOOTSTRAP_SERVERS" ] && ! { command -v java && command -v mvn; } >/dev/null 2>&1; then \
+	  echo "make test: the tests need a real Kafka broker: install Java 17+ and Maven (apt-get install openjdk-17-jre-headless maven), or set KAFKA_TEST_BOOTSTRAP_SERVERS=host:port to use a running one" >&2; \
+	  exit 1; \
+	fi
+
+# Resolve the broker's jars up front, so a slow first download is not billed to a test.
+jars: install broker-prereqs
+	@if [ -z "$$KAFKA_TEST_BOOTSTRAP_SERVERS" ]; then \
+	  $(BIN)/python -c 'import localkafka; print("kafka jars:", localkafka.ensure_jars())'; \
+	fi
+
+pytest: install jars
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache *.egg-info

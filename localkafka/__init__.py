@@ -1,0 +1,16 @@
+"""A real Apache Kafka broker on loopback, from its Maven Central jars, without Docker."""
+
+from localkafka.broker import EVENTHUBS_USERNAME, Broker, start, status, stop
+from localkafka.errors import LocalKafkaError
+from localkafka.jars import KAFKA_VERSION, ensure_jars
+
+__all__ = [
+    "EVENTHUBS_USERNAME",
+    "KAFKA_VERSION",
+    "Broker",
+    "LocalKafkaError",
+    "ensure_jars",
+    "start",
+    "status",
+    "stop",
+]

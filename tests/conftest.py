@@ -1,0 +1,123 @@
+"""Shared fixtures: one real Kafka broker per test run, and fresh topics per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+
+import localkafka
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where the tests find Kafka: the PLAINTEXT listener, and the SASL_SSL one if any."""
+
+    bootstrap_servers: str
+    sasl_ssl: str | None = None
+    ca_file: Path | None = None
+    connection_string: str | None = None
+
+    def require_sasl_ssl(self) -> tuple[str, Path, str]:
+        """The SASL_SSL listener, its CA file and connection string; fail if unknown."""
+        if self.sasl_ssl is None or self.ca_file is None or self.connection_string is None:
+            pytest.fail(
+                "this test needs the Event Hubs style SASL_SSL listener: unset "
+                "KAFKA_TEST_BOOTSTRAP_SERVERS to let localkafka start one, or also set "
+                "KAFKA_TEST_SASL_SSL_SERVERS, KAFKA_TEST_SSL_CAFILE and "
+                "KAFKA_TEST_CONNECTION_STRING",
+                pytrace=False,
+            )
+        return self.sasl_ssl, self.ca_file, self.connection_string
+
+
+def _external_cluster() -> Cluster | None:
+    bootstrap = os.environ.get("KAFKA_TEST_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        return None
+    ca_file = os.environ.get("KAFKA_TEST_SSL_CAFILE")
+    return Cluster(
+        bootstrap_servers=bootstrap,
+        sasl_ssl=os.environ.get("KAFKA_TEST_SASL_SSL_SERVERS"),
+        ca_file=Path(ca_file) if ca_file else None,
+        connection_string=os.environ.get("KAFKA_TEST_CONNECTION_STRING"),
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A real broker for the whole run: an existing one if named, else localkafka's."""
+    if (external := _external_cluster()) is not None:
+        yield external
+        return
+    data_dir = tmp_path_factory.mktemp("localkafka")
+    try:
+        broker = localkafka.start(data_dir, bind_to_parent=True)
+    except localkafka.LocalKafkaError as exc:
+        pytest.fail(f"the Kafka broker could not start: {exc}", pytrace=False)
+    try:
+        yield Cluster(
+            bootstrap_servers=broker.plaintext,
+            sasl_ssl=broker.sasl_ssl,
+            ca_file=broker.ca_file,
+            connection_string=broker.connection_string,
+        )
+    finally:
+        localkafka.stop(data_dir)
+
+
+@pytest.fixture
+def new_topic(kafka: Cluster) -> Iterator[Callable[..., str]]:
+    """Create topics with a unique name for one test; delete them afterwards."""
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    created: list[str] = []
+
+    def create(partitions: int = 10) -> str:
+        name = f"test-{uuid.uuid4().hex[:12]}"
+        admin.create_topics([NewTopic(name, partitions, 1)])
+        created.append(name)
+        return name
+
+    try:
+        yield create
+    finally:
+        if created:
+            admin.delete_topics(created)
+        admin.close()
+
+
+@pytest.fixture
+def roundtrip() -> Callable[..., list[bytes]]:
+    """Send *values* to *topic* and read them back with the same client settings."""
+
+    def run(topic: str, values: list[bytes], **client: object) -> list[bytes]:
+        producer = KafkaProducer(**client)
+        try:
+            for value in values:
+                producer.send(topic, value).get(timeout=30)
+        finally:
+            producer.close()
+        consumer = KafkaConsumer(
+            topic,
+            group_id=f"roundtrip-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=30_000,
+            **client,
+        )
+        received: list[bytes] = []
+        try:
+            for message in consumer:
+                received.append(message.value)
+                if len(received) == len(values):
+                    break
+        finally:
+            consumer.close()
+        return received
+
+    return run
