@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 .PHONY: test lint typecheck pytest install jars broker-prereqs clean
 
-test: lint typecheck pytest
+test: broker-prereqs lint typecheck pytest
 
 install: $(VENV)/.installed
 
