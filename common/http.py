@@ -1,0 +1,106 @@
+"""One small HTTP server per process: /metrics, /healthz and /readyz.
+
+prometheus-client's WSGI app serves /metrics; the health routes answer from a
+``Health`` object that the service's main loop keeps up to date, so the
+server thread never touches the Kafka client.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+StartResponse = Callable[..., Any]
+UNAVAILABLE = "503 Service Unavailable"
+
+
+class Health:
+    """Liveness and readiness as the main loop reports them.
+
+    Alive: the main loop ran within ``stale_after`` seconds. Ready: the
+    service is connected and doing its job (for the consumer: a group member).
+    """
+
+    def __init__(self, stale_after: float = 30.0) -> None:
+        self._stale_after = stale_after
+        self._last_beat = time.monotonic()
+        self._ready = False
+        self._reason = "starting"
+
+    def beat(self) -> None:
+        self._last_beat = time.monotonic()
+
+    def set_ready(self, ready: bool, reason: str = "") -> None:
+        self._ready = ready
+        self._reason = "" if ready else reason
+
+    @property
+    def alive(self) -> bool:
+        return time.monotonic() - self._last_beat < self._stale_after
+
+    @property
+    def ready(self) -> bool:
+        return self._ready and self.alive
+
+    @property
+    def reason(self) -> str:
+        return self._reason
+
+
+class _QuietHandler(WSGIRequestHandler):
+    # Scrapes every few seconds would drown the service's own log.
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _app(health: Health, registry: CollectorRegistry) -> Callable[..., Iterable[bytes]]:
+    metrics = make_wsgi_app(registry)
+
+    def plain(start_response: StartResponse, status: str, body: str) -> list[bytes]:
+        data = body.encode()
+        start_response(
+            status,
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+    def answer(path: str) -> tuple[str, str]:
+        if path == "/healthz":
+            return ("200 OK", "ok\n") if health.alive else (UNAVAILABLE, "main loop stalled\n")
+        if path == "/readyz":
+            return ("200 OK", "ready\n") if health.ready else (UNAVAILABLE, f"{health.reason}\n")
+        return "404 Not Found", "try /metrics, /healthz or /readyz\n"
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return plain(start_response, "405 Method Not Allowed", "use GET\n")
+        if environ.get("PATH_INFO") == "/metrics":
+            result: Iterable[bytes] = metrics(environ, start_response)
+            return result
+        return plain(start_response, *answer(environ.get("PATH_INFO", "")))
+
+    return app
+
+
+class HttpServer:
+    """The running server; ``port`` is the one bound (useful with port 0)."""
+
+    def __init__(
+        self, host: str, port: int, health: Health, registry: CollectorRegistry = REGISTRY
+    ) -> None:
+        self._server = make_server(
+            host, port, _app(health, registry), ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+        self.port: int = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,120 @@
+"""Structured logs: one JSON object per line on stdout, or console lines on a terminal.
+
+Our own events go through structlog's fast native path; kafka-python's stdlib
+records are rendered by the same processors, so every line has the same shape
+(``timestamp``, ``level``, ``service``, ``instance``, ``event``). Known secrets
+are replaced in every value before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED = "[REDACTED]"
+
+
+class Redactor:
+    """Replaces each known secret wherever it appears in a log event's values."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # Longest first, so a key inside a connection string cannot leave a tail.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self._secrets:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {k: self._clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._clean(v) for v in value)
+        if isinstance(value, BaseException):
+            return self._clean(f"{type(value).__name__}: {value}")
+        return value
+
+    def __call__(self, _logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+        if not self._secrets:
+            return event
+        return {key: self._clean(value) for key, value in event.items()}
+
+
+def _static_fields(service: str) -> Processor:
+    instance = socket.gethostname()
+
+    def add(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+        event.setdefault("service", service)
+        event.setdefault("instance", instance)
+        return event
+
+    return add
+
+
+def _stdlib_origin(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    record = event.get("_record")
+    if isinstance(record, logging.LogRecord):
+        event["logger"] = record.name
+    return event
+
+
+def configure(
+    service: str, level: str = "INFO", fmt: str = "auto", secrets: Iterable[str] = ()
+) -> None:
+    """Set up structlog and the stdlib root logger for *service*; idempotent."""
+    console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _static_fields(service),
+        structlog.processors.format_exc_info,
+        Redactor(secrets),
+    ]
+    renderer: Processor = (
+        structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+        if console
+        else structlog.processors.JSONRenderer()
+    )
+    numeric_level = logging.getLevelNamesMapping()[level]
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[_stdlib_origin, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric_level)
+    # kafka-python narrates every connection at INFO; operators want its warnings.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+
+
+class Sampler:
+    """Decides which of many similar events to log: every Nth, or none for 0."""
+
+    def __init__(self, every: int) -> None:
+        self._every = every
+        self._count = 0
+
+    def __call__(self) -> bool:
+        if self._every <= 0:
+            return False
+        self._count += 1
+        # The first of every group of N, so the very first event always shows.
+        return (self._count - 1) % self._every == 0

@@ -1,0 +1,78 @@
+"""The life of a service process, the same for producer and consumer.
+
+Settings are validated before anything else happens; then logging, the HTTP
+endpoint and signal handling are set up, and the service's ``run`` is called.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import structlog
+
+from common.client import BrokerRefused
+from common.config import ConfigError, KafkaSettings, argument_parser, load, parse_overrides
+from common.http import Health, HttpServer
+from common.logging import configure
+from common.shutdown import Shutdown
+
+#: Exit status for settings that cannot work (as argparse uses for bad usage).
+EXIT_CONFIG = 2
+#: Exit status when the broker refuses us or the metrics port cannot be bound.
+EXIT_REFUSED = 1
+
+S = TypeVar("S", bound=KafkaSettings)
+
+
+def main(
+    service: str,
+    model: type[S],
+    description: str,
+    run: Callable[[S, Health, Shutdown], None],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Run *service*; returns the process exit status."""
+    parser = argument_parser(model, prog=f"python -m {service}", description=description)
+    overrides = parse_overrides(parser, argv)
+    try:
+        settings = load(model, overrides)
+    except ConfigError as exc:
+        print(f"{service}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    configure(service, settings.log_level, settings.log_format, secrets=settings.secrets())
+    log = structlog.get_logger()
+    if settings.uses_tls and not settings.ssl_verify:
+        log.warning("tls.verification_disabled", setting="KAFKA_SSL_VERIFY=false")
+
+    shutdown = Shutdown()
+    shutdown.install()
+    health = Health()
+    try:
+        server = HttpServer(settings.metrics_host, settings.metrics_port, health)
+    except OSError as exc:
+        log.error(
+            "service.failed",
+            reason="metrics_port_unavailable",
+            metrics_port=settings.metrics_port,
+            error=exc.strerror,
+        )
+        return EXIT_REFUSED
+    log.info(
+        "service.started",
+        metrics_port=server.port,
+        topic=settings.topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        security_protocol=settings.security_protocol,
+    )
+    try:
+        run(settings, health, shutdown)
+    except BrokerRefused as exc:
+        log.error("service.failed", reason=exc.reason, error=exc.detail)
+        return EXIT_REFUSED
+    finally:
+        server.close()
+    log.info("service.stopped", signal=shutdown.signal_name)
+    return 0

@@ -1,0 +1,51 @@
+"""The consumer's Prometheus metrics (OpenTelemetry messaging names where one exists)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONSUMED = Counter(
+    "messaging_client_consumed_messages",
+    "Messages received and processed.",
+    ["messaging_destination_name", "messaging_consumer_group_name"],
+)
+PROCESS_DURATION = Histogram(
+    "messaging_process_duration_seconds",
+    "Time spent processing one message.",
+    ["messaging_destination_name"],
+    buckets=(1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.1, 1),
+)
+END_TO_END = Histogram(
+    "consumer_end_to_end_latency_seconds",
+    "Time from the producer's timestamp in the message to its processing.",
+    ["messaging_destination_name"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+INVALID = Counter(
+    "consumer_invalid_messages",
+    "Messages skipped because they could not be decoded, by reason.",
+    ["messaging_destination_name", "reason"],
+)
+ASSIGNED_PARTITIONS = Gauge(
+    "consumer_assigned_partitions",
+    "How many partitions this consumer owns.",
+    ["messaging_destination_name"],
+)
+PARTITION_OWNED = Gauge(
+    "consumer_partition_owned",
+    "1 for each partition this consumer owns (the dashboard's ownership map).",
+    ["messaging_destination_name", "messaging_destination_partition_id"],
+)
+REBALANCES = Counter(
+    "consumer_rebalances",
+    "Rebalances this consumer completed (each assignment it received).",
+)
+LAG = Gauge(
+    "consumer_lag_records",
+    "Messages in an owned partition not processed yet (high watermark - next offset).",
+    ["messaging_destination_name", "messaging_destination_partition_id"],
+)
+COMMITS = Counter("consumer_commits", "Offset commits the broker accepted.")
+COMMIT_FAILURES = Counter(
+    "consumer_commit_failures",
+    "Offset commits that failed, by error type.",
+    ["error_type"],
+)

@@ -1,0 +1,92 @@
+"""What the consumer does when the group moves partitions: commit, then log the new split.
+
+kafka-python 3 calls these hooks on its IO thread, where a blocking commit()
+is refused; the async listener awaits commit_async() instead, which keeps the
+heartbeat running and still finishes the commit before the partitions go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from kafka import AsyncConsumerRebalanceListener, TopicPartition
+from kafka.errors import KafkaError
+
+from consumer import metrics
+from consumer.offsets import OffsetTracker, record_commit
+
+
+def by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
+    """``{topic: [partitions]}``, sorted: the walkthrough's "Partition allocation" map."""
+    grouped: dict[str, list[int]] = {}
+    for tp in partitions:
+        grouped.setdefault(tp.topic, []).append(tp.partition)
+    return {topic: sorted(parts) for topic, parts in sorted(grouped.items())}
+
+
+async def commit(
+    consumer: Any, offsets: OffsetTracker, partitions: Iterable[TopicPartition]
+) -> None:
+    """Commit what was processed in *partitions*; count and log a failure."""
+    pending = offsets.uncommitted(partitions)
+    if not pending:
+        return
+    try:
+        await consumer.commit_async(pending)
+    except KafkaError as exc:
+        record_commit(offsets, pending, exc)
+    else:
+        record_commit(offsets, pending, None)
+
+
+class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+    """Commits before partitions are taken away and logs every change of ownership."""
+
+    def __init__(self, consumer: Any, offsets: OffsetTracker, group_id: str) -> None:
+        self._consumer = consumer
+        self._offsets = offsets
+        self._log = structlog.get_logger().bind(group_id=group_id)
+
+    def _owned(self, partitions: set[TopicPartition]) -> None:
+        metrics.PARTITION_OWNED.clear()
+        metrics.ASSIGNED_PARTITIONS.clear()
+        for topic, numbers in by_topic(partitions).items():
+            metrics.ASSIGNED_PARTITIONS.labels(topic).set(len(numbers))
+            for number in numbers:
+                metrics.PARTITION_OWNED.labels(topic, str(number)).set(1)
+        metrics.LAG.clear()
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        revoked = set(revoked)
+        if not revoked:
+            return
+        # The new owner starts from the committed offset: commit before letting go,
+        # so that a rebalance re-delivers nothing.
+        await commit(self._consumer, self._offsets, revoked)
+        self._offsets.forget(revoked)
+        remaining = set(self._consumer.assignment()) - revoked
+        self._owned(remaining)
+        self._log.info(
+            "partitions.revoked", revoked=by_topic(revoked), assignment=by_topic(remaining)
+        )
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        assigned = set(assigned)
+        assignment = set(self._consumer.assignment()) | assigned
+        metrics.REBALANCES.inc()
+        self._owned(assignment)
+        self._log.info(
+            "partitions.assigned", assigned=by_topic(assigned), assignment=by_topic(assignment)
+        )
+
+    async def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
+        # Evicted from the group: another member may own these already, so a
+        # commit now could move its offsets backwards. What was processed and
+        # not committed will be delivered again (at least once, never lost).
+        lost = set(lost)
+        self._offsets.forget(lost)
+        remaining = set(self._consumer.assignment()) - lost
+        self._owned(remaining)
+        self._log.warning("partitions.lost", lost=by_topic(lost), assignment=by_topic(remaining))

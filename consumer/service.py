@@ -1,0 +1,147 @@
+"""The consumer loop: poll, process, commit what was processed, repeat.
+
+Processing happens on the polling thread between two polls, and a rebalance
+can only happen inside poll(), so by the time partitions move every message
+handed out has been processed and its offset committed: at least once,
+with nothing re-delivered by a rebalance or a clean stop.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from kafka import TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import MemberState
+
+from common import message
+from common.config import ConsumerSettings
+from common.http import Health
+from common.logging import Sampler
+from common.shutdown import Shutdown
+from consumer import metrics
+from consumer.offsets import OffsetTracker, record_commit
+from consumer.rebalance import RebalanceListener
+
+#: Longest a poll may block, so a stop request is seen within this.
+POLL_TIMEOUT_MS = 500
+#: How often partition lag is recomputed.
+LAG_INTERVAL_S = 1.0
+#: Characters of a message's content that go into its log line.
+CONTENT_CHARS = 200
+
+
+class ConsumerService:
+    """A member of the consumer group that logs, counts and commits each message."""
+
+    def __init__(
+        self, settings: ConsumerSettings, client: Any, health: Health, shutdown: Shutdown
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._health = health
+        self._shutdown = shutdown
+        self._offsets = OffsetTracker()
+        self._log = structlog.get_logger().bind(group_id=settings.group_id)
+        self._sample = Sampler(settings.log_message_every)
+        self._consumed = metrics.CONSUMED.labels(settings.topic, settings.group_id)
+        self._duration = metrics.PROCESS_DURATION.labels(settings.topic)
+        self._latency = metrics.END_TO_END.labels(settings.topic)
+        self._lag_due = 0.0
+
+    def run(self) -> None:
+        self._client.subscribe(
+            [self._settings.topic],
+            listener=RebalanceListener(self._client, self._offsets, self._settings.group_id),
+        )
+        try:
+            while not self._shutdown.requested:
+                self._health.beat()
+                self._poll_once()
+        finally:
+            self._close()
+
+    def _poll_once(self) -> None:
+        try:
+            batch = self._client.poll(
+                timeout_ms=POLL_TIMEOUT_MS, max_records=self._settings.max_poll_records
+            )
+        except KafkaError as exc:
+            self._health.set_ready(False, f"poll failed: {type(exc).__name__}")
+            self._log.warning("consumer.poll_failed", error=str(exc))
+            self._shutdown.wait(1.0)
+            return
+        state = self._client.group_metadata().state
+        self._health.set_ready(state != MemberState.UNJOINED, "not a member of the group")
+        for partition, records in batch.items():
+            for record in records:
+                self._process(record)
+            self._offsets.processed(partition, records[-1].offset + 1)
+        if batch:
+            pending = self._offsets.uncommitted(batch.keys())
+            self._client.commit_async(pending, callback=self._on_commit)
+        if time.monotonic() >= self._lag_due:
+            self._update_lag()
+
+    def _process(self, record: Any) -> None:
+        started = time.perf_counter()
+        try:
+            envelope = message.decode(record.value)
+        except message.InvalidMessage as exc:
+            metrics.INVALID.labels(record.topic, exc.reason).inc()
+            self._log.warning(
+                "message.invalid",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                reason=exc.reason,
+                size=None if record.value is None else len(record.value),
+            )
+            return
+        self._consumed.inc()
+        self._latency.observe(max(0.0, (datetime.now(UTC) - envelope.sent_at).total_seconds()))
+        if self._sample():
+            self._log.info(
+                "message.received",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                seq=envelope.seq,
+                producer=envelope.producer,
+                content=record.value[:CONTENT_CHARS].decode("utf-8", "replace"),
+            )
+        self._duration.observe(time.perf_counter() - started)
+
+    def _on_commit(self, offsets: dict[TopicPartition, Any], response: Any) -> None:
+        # Runs on the IO thread.
+        error = response if isinstance(response, BaseException) else None
+        record_commit(self._offsets, offsets, error)
+
+    def _update_lag(self) -> None:
+        self._lag_due = time.monotonic() + LAG_INTERVAL_S
+        for tp in self._client.assignment():
+            highwater = self._client.highwater(tp)
+            next_offset = self._offsets.next_offset(tp)
+            if highwater is None or next_offset is None:
+                continue
+            metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - next_offset))
+
+    def _close(self) -> None:
+        """Commit what was processed, then leave the group so others take over at once."""
+        started = time.monotonic()
+        pending = self._offsets.uncommitted()
+        try:
+            if pending:
+                self._client.commit(pending)
+                record_commit(self._offsets, pending, None)
+        except KafkaError as exc:
+            record_commit(self._offsets, pending, exc)
+        finally:
+            # close() revokes our partitions (the listener commits anything left)
+            # and sends LeaveGroup, so the group rebalances now, not after the
+            # session timeout.
+            self._client.close(autocommit=False)
+        self._log.info("consumer.closed", took_s=round(time.monotonic() - started, 3))

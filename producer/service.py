@@ -1,0 +1,137 @@
+"""The producer loop: numbered messages at a steady rate until asked to stop."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from kafka.errors import KafkaError
+
+from common import message
+from common.config import ProducerSettings
+from common.http import Health
+from common.logging import Sampler
+from common.shutdown import Shutdown
+from producer import metrics
+
+#: Seconds the final flush may take; with close() it stays inside Docker's 10 s grace.
+FLUSH_TIMEOUT_S = 5.0
+#: The longest the loop goes without checking for a stop request or beating its heart.
+_TICK_S = 0.5
+
+
+def producer_id() -> str:
+    """Names this run of the producer; its sequence numbers are unique within it."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+class ProducerService:
+    """Sends numbered messages; logs and counts each delivery or failure."""
+
+    def __init__(
+        self, settings: ProducerSettings, client: Any, health: Health, shutdown: Shutdown
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._health = health
+        self._shutdown = shutdown
+        self._topic = settings.topic
+        self._id = producer_id()
+        self._log = structlog.get_logger().bind(producer=self._id)
+        self._sample = Sampler(settings.log_message_every)
+        self._sent = metrics.SENT.labels(self._topic)
+        self._sent_bytes = metrics.SENT_BYTES.labels(self._topic)
+        self._latency = metrics.DELIVERY_DURATION.labels("send", self._topic)
+
+    def run(self) -> None:
+        if self._wait_for_topic():
+            self._loop()
+        self._close()
+
+    def _wait_for_topic(self) -> bool:
+        """Block until the topic's partitions are known; False if told to stop first."""
+        attempt = 0
+        while not self._shutdown.requested:
+            self._health.beat()
+            try:
+                partitions = self._client.partitions_for(self._topic)
+            except KafkaError as exc:
+                partitions, error = None, type(exc).__name__
+            else:
+                error = "UnknownTopicOrPartitionError"
+            if partitions:
+                self._health.set_ready(True)
+                self._log.info("topic.ready", topic=self._topic, partitions=len(partitions))
+                return True
+            attempt += 1
+            delay = min(30.0, 0.5 * 2**attempt)
+            self._health.set_ready(False, f"topic {self._topic} is not available")
+            self._log.error("topic.unavailable", topic=self._topic, error=error, retry_in_s=delay)
+            self._shutdown.wait(delay)
+        return False
+
+    def _loop(self) -> None:
+        rate = self._settings.rate
+        interval = 1.0 / rate if rate else 0.0
+        next_at = time.monotonic()
+        seq = 0
+        while not self._shutdown.requested:
+            self._health.beat()
+            if interval:
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    self._shutdown.wait(min(delay, _TICK_S))
+                    continue
+                # After a stall (a blocked send, a paused VM) resume the rate, do not burst.
+                next_at = max(next_at + interval, time.monotonic() - 1.0)
+            seq += 1
+            self._send(seq)
+
+    def _send(self, seq: int) -> None:
+        key, value = message.encode(self._id, seq, datetime.now(UTC), self._settings.message_size)
+        started = time.perf_counter()
+        try:
+            future = self._client.send(self._topic, key=key, value=value)
+        except KafkaError as exc:
+            # Raised before the record was queued (no metadata or buffer space in time).
+            self._failed(seq, exc)
+            return
+        future.add_callback(self._delivered, seq, started, len(key) + len(value))
+        future.add_errback(self._failed, seq)
+
+    # The two callbacks run on kafka-python's IO thread.
+
+    def _delivered(self, seq: int, started: float, size: int, record: Any) -> None:
+        self._latency.observe(time.perf_counter() - started)
+        self._sent.inc()
+        self._sent_bytes.inc(size)
+        self._health.set_ready(True)
+        if self._sample():
+            self._log.info(
+                "message.sent",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                seq=seq,
+            )
+
+    def _failed(self, seq: int, exc: BaseException) -> None:
+        error_type = type(exc).__name__
+        metrics.SEND_ERRORS.labels(self._topic, error_type).inc()
+        self._health.set_ready(False, f"last send failed: {error_type}")
+        self._log.warning("message.failed", topic=self._topic, seq=seq, error=str(exc))
+
+    def _close(self) -> None:
+        """Flush what is in flight, then close; all inside Docker's stop grace period."""
+        started = time.monotonic()
+        try:
+            self._client.flush(timeout=FLUSH_TIMEOUT_S)
+        except KafkaError as exc:
+            self._log.warning("producer.flush_failed", error=str(exc))
+        self._client.close(timeout=1.0)
+        self._log.info("producer.closed", took_s=round(time.monotonic() - started, 3))
