@@ -1,6 +1,6 @@
 """A real Apache Kafka broker on loopback, from its Maven Central jars, without Docker."""
 
-from localkafka.broker import EVENTHUBS_USERNAME, Broker, start, status, stop
+from localkafka.broker import EVENTHUBS_USERNAME, Broker, create_topic, start, status, stop
 from localkafka.errors import LocalKafkaError
 from localkafka.jars import KAFKA_VERSION, ensure_jars
 
@@ -9,6 +9,7 @@ __all__ = [
     "KAFKA_VERSION",
     "Broker",
     "LocalKafkaError",
+    "create_topic",
     "ensure_jars",
     "start",
     "status",

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
 
 from localkafka import certs
 from localkafka.errors import LocalKafkaError
@@ -291,6 +292,18 @@ def _answers(address: str) -> bool:
         return True
     except Exception:  # noqa: BLE001
         return False
+    finally:
+        admin.close()
+
+
+def create_topic(broker: Broker, name: str, partitions: int) -> bool:
+    """Create topic *name* unless it exists; returns whether it was created."""
+    admin = KafkaAdminClient(bootstrap_servers=broker.plaintext)
+    try:
+        if name in admin.list_topics():
+            return False
+        admin.create_topics([NewTopic(name, partitions, 1)])
+        return True
     finally:
         admin.close()
 

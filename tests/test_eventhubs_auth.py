@@ -11,7 +11,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from localkafka import EVENTHUBS_USERNAME
-from tests.conftest import Cluster
+from tests.conftest import Cluster, Services, seqs
 
 
 def _eventhubs_client(kafka: Cluster, **overrides: object) -> dict[str, object]:
@@ -63,3 +63,78 @@ def test_untrusted_certificate_is_refused(kafka: Cluster, caplog: pytest.LogCapt
     log = _refusal(_eventhubs_client(kafka, ssl_cafile=None), caplog)
 
     assert "CERTIFICATE_VERIFY_FAILED" in log
+
+
+def _walkthrough_env(kafka: Cluster, topic: str, connection_string: str) -> dict[str, str]:
+    """Only the walkthrough's variables, plus the CA file that makes TLS verifiable."""
+    address, ca_file, _ = kafka.require_sasl_ssl()
+    return {
+        "EVENTHUBS_CONNECTION_STRING": connection_string,
+        "EVENTHUBS_BROKER": address,
+        "EVENTHUBS_TOPIC": topic,
+        "EVENTHUBS_CONSUMER_GROUPID": f"g-{topic}",
+        "KAFKA_SSL_CAFILE": str(ca_file),
+        "METRICS_HOST": "127.0.0.1",
+        "METRICS_PORT": "0",
+        "LOG_FORMAT": "json",
+    }
+
+
+def _key(connection_string: str) -> str:
+    return connection_string.split("SharedAccessKey=")[1].split(";", maxsplit=1)[0]
+
+
+def test_services_with_only_the_walkthrough_variables(
+    kafka: Cluster, services: Services, new_topic: Callable[..., str]
+) -> None:
+    _, _, connection_string = kafka.require_sasl_ssl()
+    topic = new_topic(partitions=4)
+    env = _walkthrough_env(kafka, topic, connection_string)
+    consumer = services.start("consumer", clean_env=True, **env)
+    producer = services.start("producer", clean_env=True, PRODUCER_RATE="50", **env)
+
+    services.wait_until(lambda: len(seqs(consumer, "message.received")) >= 20, what="20 received")
+    _, metrics_text = consumer.get("/metrics")
+    _, producer_metrics = producer.get("/metrics")
+    assert producer.stop() == 0
+    assert consumer.stop() == 0
+
+    started = consumer.events("service.started")[0]
+    assert started["security_protocol"] == "SASL_SSL"
+    for text in (producer.output(), consumer.output(), metrics_text, producer_metrics):
+        assert _key(connection_string) not in text
+        assert "SharedAccessKey=" not in text
+
+
+def test_wrong_key_is_one_clear_error(
+    kafka: Cluster, services: Services, new_topic: Callable[..., str]
+) -> None:
+    _, _, connection_string = kafka.require_sasl_ssl()
+    wrong = connection_string.replace("SharedAccessKey=", "SharedAccessKey=Wr0ng")
+    consumer = services.start(
+        "consumer", clean_env=True, **_walkthrough_env(kafka, new_topic(1), wrong)
+    )
+
+    assert consumer.process.wait(60) == 1
+    consumer.stop()
+    (failure,) = consumer.events("service.failed")
+    assert failure["reason"] == "authentication_failed"
+    assert "Traceback" not in consumer.output()
+    for secret in (_key(connection_string), _key(wrong), wrong):
+        assert secret not in consumer.output()
+
+
+def test_untrusted_certificate_is_one_clear_error(
+    kafka: Cluster, services: Services, new_topic: Callable[..., str]
+) -> None:
+    _, _, connection_string = kafka.require_sasl_ssl()
+    env = _walkthrough_env(kafka, new_topic(1), connection_string)
+    del env["KAFKA_SSL_CAFILE"]
+    producer = services.start("producer", clean_env=True, **env)
+
+    assert producer.process.wait(60) == 1
+    producer.stop()
+    (failure,) = producer.events("service.failed")
+    assert failure["reason"] == "tls_verification_failed"
+    assert "KAFKA_SSL_CAFILE" in failure["error"]
+    assert "Traceback" not in producer.output()

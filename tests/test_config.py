@@ -1,0 +1,174 @@
+"""Bad settings end the process before any network I/O: exit 2, one message, no secret."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from common.config import ConfigError, ConsumerSettings, ProducerSettings, env_variables, load
+from common.eventhubs import ConnectionStringError, parse_connection_string
+from tests.conftest import REPO
+
+KEY = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0xMjM0NTY="
+PORTAL = (
+    "Endpoint=sb://contoso.servicebus.windows.net/;"
+    f"SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey={KEY}"
+)
+
+
+def run(module: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env={"PATH": os.environ["PATH"], **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in env_variables(ConsumerSettings) + env_variables(ProducerSettings):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_nothing_set_names_every_missing_variable() -> None:
+    result = run("consumer")
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC", "KAFKA_GROUP_ID"):
+        assert name in result.stderr
+
+
+def test_malformed_values_are_all_named_without_quoting_secrets() -> None:
+    result = run(
+        "producer",
+        KAFKA_BOOTSTRAP_SERVERS="kafka",
+        KAFKA_TOPIC="t",
+        METRICS_PORT="99999",
+        PRODUCER_RATE="fast",
+        EVENTHUBS_CONNECTION_STRING=f"SharedAccessKey={KEY}",
+    )
+
+    assert result.returncode == 2
+    for name in (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "METRICS_PORT",
+        "PRODUCER_RATE",
+        "EVENTHUBS_CONNECTION_STRING",
+    ):
+        assert name in result.stderr
+    assert KEY not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_every_variable() -> None:
+    result = run("consumer", "--help")
+
+    assert result.returncode == 0
+    for name in env_variables(ConsumerSettings):
+        assert name in result.stdout
+
+
+def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "env:9092")
+    monkeypatch.setenv("KAFKA_TOPIC", "from-env")
+
+    settings = load(ProducerSettings, {"topic": "from-flag"})
+
+    assert settings.topic == "from-flag"
+    assert settings.bootstrap_servers == "env:9092"
+
+
+def test_connection_string_alone_configures_eventhubs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTHUBS_CONNECTION_STRING", f'  "{PORTAL};EntityPath=orders" ')
+    monkeypatch.setenv("EVENTHUBS_CONSUMER_GROUPID", "g")
+
+    settings = load(ConsumerSettings)
+
+    assert settings.bootstrap_servers == "contoso.servicebus.windows.net:9093"
+    assert settings.topic == "orders"
+    assert settings.security_protocol == "SASL_SSL"
+    assert settings.sasl_mechanism == "PLAIN"
+    assert settings.sasl_username == "$ConnectionString"
+    assert settings.sasl_password is not None
+    assert settings.sasl_password.get_secret_value() == f"{PORTAL};EntityPath=orders"
+    assert KEY not in repr(settings)
+
+
+def test_walkthrough_broker_and_topic_names_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTHUBS_CONNECTION_STRING", PORTAL)
+    monkeypatch.setenv("EVENTHUBS_BROKER", "contoso.servicebus.windows.net:9093")
+    monkeypatch.setenv("EVENTHUBS_TOPIC", "testhub")
+
+    settings = load(ProducerSettings)
+
+    assert (settings.bootstrap_servers, settings.topic) == (
+        "contoso.servicebus.windows.net:9093",
+        "testhub",
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "needs SASL_SSL"),
+        ("KAFKA_COMPRESSION_TYPE", "lz4", "not supported by Event Hubs"),
+        ("KAFKA_SASL_PASSWORD", "x", "set only one"),
+    ],
+)
+def test_settings_eventhubs_refuses(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv("EVENTHUBS_CONNECTION_STRING", PORTAL)
+    monkeypatch.setenv("KAFKA_TOPIC", "t")
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigError) as error:
+        load(ProducerSettings)
+
+    assert expected in str(error.value)
+    assert KEY not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        PORTAL,
+        PORTAL + ";",
+        f'"{PORTAL}"',
+        f"  '{PORTAL}'\n",
+        PORTAL.replace("Endpoint=", "endpoint = ").replace("windows.net/", "windows.net"),
+    ],
+)
+def test_connection_strings_as_pasted(text: str) -> None:
+    parsed = parse_connection_string(text)
+
+    assert parsed.host == "contoso.servicebus.windows.net"
+    assert parsed.bootstrap_servers == "contoso.servicebus.windows.net:9093"
+    assert KEY not in repr(parsed)
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("", "empty"),
+        (f"SharedAccessKeyName=x;SharedAccessKey={KEY}", "no Endpoint"),
+        (PORTAL.replace("sb://", "https://"), "not sb://"),
+        (PORTAL.split(";SharedAccessKey=", maxsplit=1)[0], "no SharedAccessKey"),
+        (PORTAL + ";Stray", "without '='"),
+    ],
+)
+def test_broken_connection_strings(text: str, complaint: str) -> None:
+    with pytest.raises(ConnectionStringError) as error:
+        parse_connection_string(text)
+
+    assert complaint in str(error.value)
+    assert KEY not in str(error.value)

@@ -1,0 +1,51 @@
+"""The README documents exactly the variables the code reads and the metrics it exports."""
+
+from __future__ import annotations
+
+import re
+
+from prometheus_client.metrics import MetricWrapperBase
+
+import consumer.metrics
+import producer.metrics
+from common.config import ConsumerSettings, ProducerSettings, env_variables
+from tests.conftest import REPO
+
+README = (REPO / "README.md").read_text()
+OURS = (producer.metrics, consumer.metrics)
+
+
+def our_metric_names() -> set[str]:
+    """Names as scraped: counters get _total."""
+    names = set()
+    for module in OURS:
+        for value in vars(module).values():
+            if isinstance(value, MetricWrapperBase):
+                for metric in value.describe():
+                    names.add(metric.name + ("_total" if metric.type == "counter" else ""))
+    return names
+
+
+def test_every_variable_is_documented() -> None:
+    variables = set(env_variables(ProducerSettings)) | set(env_variables(ConsumerSettings))
+    missing = sorted(v for v in variables if f"`{v}`" not in README)
+    assert not missing
+
+
+def test_every_documented_variable_is_read() -> None:
+    variables = set(env_variables(ProducerSettings)) | set(env_variables(ConsumerSettings))
+    rows = re.findall(r"^\| `([A-Z_]+)`", README, flags=re.MULTILINE)
+    assert rows
+    assert sorted(set(rows) - variables) == []
+
+
+def test_every_metric_is_documented() -> None:
+    names = our_metric_names()
+    assert len(names) >= 14
+    missing = sorted(n for n in names if f"`{n}`" not in README)
+    assert not missing
+
+
+def test_every_documented_metric_is_exported() -> None:
+    rows = re.findall(r"^\| `([a-z_]+)` \| (?:counter|gauge|histogram)", README, flags=re.MULTILINE)
+    assert sorted(set(rows) - our_metric_names()) == []
