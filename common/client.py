@@ -74,8 +74,9 @@ def producer_args(settings: ProducerSettings) -> dict[str, Any]:
         enable_idempotence=True,
         compression_type=None if settings.compression_type == "none" else settings.compression_type,
         linger_ms=settings.linger_ms,
-        # send() waits this long for metadata or buffer space before failing.
-        max_block_ms=10_000,
+        # send() and partitions_for() wait this long for metadata or buffer
+        # space before failing; short, so a SIGTERM is never kept waiting.
+        max_block_ms=3_000,
     )
     if settings.is_eventhubs:
         args.update(eventhubs.RECOMMENDED_PRODUCER_SETTINGS)

@@ -4,12 +4,14 @@ import sys
 
 from kafka import KafkaConsumer
 
+from common import runner
 from common.client import connect, consumer_args
 from common.config import ConsumerSettings
 from common.http import Health
-from common.runner import main
 from common.shutdown import Shutdown
 from consumer.service import ConsumerService
+
+DESCRIPTION = "Consume a Kafka topic or an Azure Event Hub as a member of a consumer group."
 
 
 def run(settings: ConsumerSettings, health: Health, shutdown: Shutdown) -> None:
@@ -18,11 +20,9 @@ def run(settings: ConsumerSettings, health: Health, shutdown: Shutdown) -> None:
         ConsumerService(settings, client, health, shutdown).run()
 
 
-sys.exit(
-    main(
-        "consumer",
-        ConsumerSettings,
-        "Consume a Kafka topic or an Azure Event Hub as a member of a consumer group.",
-        run,
-    )
-)
+def main() -> int:
+    return runner.main("consumer", ConsumerSettings, DESCRIPTION, run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

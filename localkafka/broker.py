@@ -352,8 +352,9 @@ def _prepare(
                 "format",
                 "--config",
                 str(layout.properties),
-                "--cluster-id",
-                str(state["cluster_id"]),
+                # One argument: a base64 id may start with "-", which argparse
+                # would take for an option.
+                f"--cluster-id={state['cluster_id']}",
                 "--standalone",
             ],
             capture_output=True,

@@ -4,12 +4,14 @@ import sys
 
 from kafka import KafkaProducer
 
+from common import runner
 from common.client import connect, producer_args
 from common.config import ProducerSettings
 from common.http import Health
-from common.runner import main
 from common.shutdown import Shutdown
 from producer.service import ProducerService
+
+DESCRIPTION = "Send numbered messages to a Kafka topic or an Azure Event Hub until stopped."
 
 
 def run(settings: ProducerSettings, health: Health, shutdown: Shutdown) -> None:
@@ -18,11 +20,9 @@ def run(settings: ProducerSettings, health: Health, shutdown: Shutdown) -> None:
         ProducerService(settings, client, health, shutdown).run()
 
 
-sys.exit(
-    main(
-        "producer",
-        ProducerSettings,
-        "Send numbered messages to a Kafka topic or an Azure Event Hub until stopped.",
-        run,
-    )
-)
+def main() -> int:
+    return runner.main("producer", ProducerSettings, DESCRIPTION, run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -71,7 +71,11 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         broker = localkafka.start(data_dir, bind_to_parent=True)
     except localkafka.LocalKafkaError as exc:
-        pytest.fail(f"the Kafka broker could not start: {exc}", pytrace=False)
+        failure = str(exc)
+    else:
+        failure = ""
+    if failure:
+        pytest.fail(f"the Kafka broker could not start: {failure}", pytrace=False)
     try:
         yield Cluster(
             bootstrap_servers=broker.plaintext,

@@ -13,6 +13,7 @@ import pytest
 from kafka import KafkaAdminClient
 
 import localkafka
+import localkafka.broker
 from tests.conftest import Cluster
 
 
@@ -107,3 +108,16 @@ def test_start_failure_ends_with_log_tail(tmp_path: Path) -> None:
     assert "exited" in str(failure.value)
     assert "Address already in use" in str(failure.value)
     assert localkafka.status(tmp_path) is None
+
+
+@pytest.mark.localkafka
+def test_cluster_id_starting_with_a_dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Cluster ids are URL-safe base64: one in 32 starts with "-", which the
+    # storage tool once took for an option.
+    monkeypatch.setattr(localkafka.broker, "_cluster_id", lambda: "-" + "A" * 21)
+
+    broker = localkafka.start(tmp_path)
+    try:
+        assert localkafka.status(tmp_path) == broker
+    finally:
+        localkafka.stop(tmp_path)

@@ -1,0 +1,50 @@
+"""A service started before its broker waits, not ready, and recovers without a restart."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+import localkafka
+from tests.conftest import Services, seqs
+
+
+@pytest.mark.localkafka
+def test_consumer_and_producer_recover_when_the_broker_arrives(
+    services: Services, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    topic = "late"
+    consumer = services.start(
+        "consumer", KAFKA_BOOTSTRAP_SERVERS=address, KAFKA_TOPIC=topic, KAFKA_GROUP_ID="g"
+    )
+    producer = services.start(
+        "producer", KAFKA_BOOTSTRAP_SERVERS=address, KAFKA_TOPIC=topic, PRODUCER_RATE="50"
+    )
+    services.wait_until(
+        lambda: consumer.events("broker.unavailable") and producer.events("broker.unavailable"),
+        what="both services retrying",
+    )
+    assert consumer.get("/readyz")[0] == 503
+    assert producer.get("/readyz")[0] == 503
+
+    broker = localkafka.start(tmp_path, plaintext_port=port, bind_to_parent=True)
+    try:
+        localkafka.create_topic(broker, topic, partitions=2)
+        services.wait_until(
+            lambda: len(seqs(consumer, "message.received")) >= 10,
+            timeout=90,
+            what="messages flowing after the broker came up",
+        )
+        assert consumer.get("/readyz")[0] == 200
+        assert producer.get("/readyz")[0] == 200
+        assert producer.stop() == 0
+        assert consumer.stop() == 0
+    finally:
+        localkafka.stop(tmp_path)
+    assert "Traceback" not in consumer.output() + producer.output()
