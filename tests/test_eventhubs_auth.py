@@ -119,6 +119,8 @@ def test_wrong_key_is_one_clear_error(
     consumer.stop()
     (failure,) = consumer.events("service.failed")
     assert failure["reason"] == "authentication_failed"
+    # kafka-python's own warnings come through the same JSON pipeline.
+    assert any(line.get("logger", "").startswith("kafka") for line in consumer.lines)
     assert "Traceback" not in consumer.output()
     for secret in (_key(connection_string), _key(wrong), wrong):
         assert secret not in consumer.output()
@@ -138,3 +140,16 @@ def test_untrusted_certificate_is_one_clear_error(
     assert failure["reason"] == "tls_verification_failed"
     assert "KAFKA_SSL_CAFILE" in failure["error"]
     assert "Traceback" not in producer.output()
+
+
+def test_turning_verification_off_works_and_warns(
+    kafka: Cluster, services: Services, new_topic: Callable[..., str]
+) -> None:
+    _, _, connection_string = kafka.require_sasl_ssl()
+    env = _walkthrough_env(kafka, new_topic(1), connection_string)
+    del env["KAFKA_SSL_CAFILE"]
+    producer = services.start("producer", clean_env=True, KAFKA_SSL_VERIFY="false", **env)
+
+    services.wait_until(lambda: producer.events("message.sent"), what="a delivery")
+    assert producer.stop() == 0
+    assert producer.events("tls.verification_disabled")

@@ -1,0 +1,54 @@
+"""A message the consumer cannot decode is logged, counted and skipped; it never dies on input."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from kafka import KafkaProducer
+
+from tests.conftest import Services, seqs
+
+LAG = re.compile(r"^consumer_lag_records\{.*\} \d", flags=re.MULTILINE)
+HOSTILE = {
+    "tombstone": None,
+    "not_utf8": b"\xff\xfe\x00binary",
+    "not_json": b"plain text from another producer",
+    "not_envelope": b'{"hello": "world"}',
+}
+
+
+def test_undecodable_messages_are_skipped(
+    services: Services, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(partitions=1)  # one partition: the hostile ones come first, in order
+    raw = KafkaProducer(bootstrap_servers=services.kafka.bootstrap_servers)
+    try:
+        for value in HOSTILE.values():
+            raw.send(topic, key=b"k", value=value, headers=[("origin", b"test")])
+        raw.send(topic, value=b"")
+        raw.flush()
+    finally:
+        raw.close()
+    consumer = services.start("consumer", KAFKA_TOPIC=topic, KAFKA_GROUP_ID=f"g-{topic}")
+    producer = services.start("producer", KAFKA_TOPIC=topic, PRODUCER_RATE="50")
+
+    services.wait_until(lambda: len(seqs(consumer, "message.received")) >= 10, what="10 good ones")
+
+    # Lag is recomputed every second, not on an event: wait for a scrape to show it.
+    def metrics_with_lag() -> str | None:
+        text = consumer.get("/metrics")[1]
+        return text if LAG.search(text) else None
+
+    metrics = services.wait_until(metrics_with_lag, what="a lag figure")
+    assert producer.stop() == 0
+    assert consumer.stop() == 0
+
+    reasons = [e["reason"] for e in consumer.events("message.invalid")]
+    assert reasons == [*HOSTILE, "not_json"]
+    for reason in HOSTILE:
+        pattern = rf'consumer_invalid_messages_total{{.*reason="{reason}"}} (\S+)'
+        counted = re.search(pattern, metrics)
+        assert counted is not None, reason
+        assert float(counted.group(1)) >= 1
+    assert "Traceback" not in consumer.output()
