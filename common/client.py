@@ -97,9 +97,6 @@ def consumer_args(settings: ConsumerSettings) -> dict[str, Any]:
         heartbeat_interval_ms=min(3_000, settings.session_timeout_ms // 3),
         max_poll_records=settings.max_poll_records,
     )
-    if settings.is_eventhubs:
-        args.update(eventhubs.RECOMMENDED_CONSUMER_SETTINGS)
-        args["session_timeout_ms"] = settings.session_timeout_ms
     return args
 
 

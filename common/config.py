@@ -328,6 +328,16 @@ class ConsumerSettings(KafkaSettings):
         ge=1,
     )
 
+    @model_validator(mode="after")
+    def _check_eventhubs_consumer(self) -> Self:
+        low, high = eventhubs.SESSION_TIMEOUT_RANGE_MS
+        if self.is_eventhubs and not low <= self.session_timeout_ms <= high:
+            raise ValueError(
+                f"KAFKA_SESSION_TIMEOUT_MS={self.session_timeout_ms} is outside what Event Hubs "
+                f"accepts ({low} to {high}; 30000 recommended)"
+            )
+        return self
+
 
 Settings = TypeVar("Settings", bound=KafkaSettings)
 

@@ -24,10 +24,8 @@ RECOMMENDED_CLIENT_SETTINGS: dict[str, int] = {
     "request_timeout_ms": 60_000,
 }
 RECOMMENDED_PRODUCER_SETTINGS: dict[str, int] = {"max_request_size": 1_000_000}
-RECOMMENDED_CONSUMER_SETTINGS: dict[str, int] = {
-    "session_timeout_ms": 30_000,
-    "heartbeat_interval_ms": 3_000,
-}
+#: session.timeout.ms values Event Hubs accepts (30000 recommended, our default).
+SESSION_TIMEOUT_RANGE_MS = (6_000, 300_000)
 #: The largest request Event Hubs accepts before closing the connection.
 MAX_REQUEST_BYTES = 1_046_528
 #: Compression codecs Event Hubs' Kafka endpoint accepts.

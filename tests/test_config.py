@@ -116,6 +116,17 @@ def test_walkthrough_broker_and_topic_names_work(monkeypatch: pytest.MonkeyPatch
     )
 
 
+def test_eventhubs_refuses_a_session_timeout_out_of_range(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EVENTHUBS_CONNECTION_STRING", PORTAL + ";EntityPath=hub")
+    monkeypatch.setenv("KAFKA_GROUP_ID", "g")
+    monkeypatch.setenv("KAFKA_SESSION_TIMEOUT_MS", "1000")
+
+    with pytest.raises(ConfigError, match="outside what Event Hubs accepts"):
+        load(ConsumerSettings)
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
