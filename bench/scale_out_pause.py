@@ -15,12 +15,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import datetime
@@ -31,47 +27,9 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 import localkafka
+from localkafka.services import ServiceGroup
 
 STRATEGIES = ("cooperative-sticky", "sticky", "range", "roundrobin")
-
-
-class Proc:
-    """A service process whose JSON log lines are collected as they come."""
-
-    def __init__(self, module: str, env: dict[str, str]) -> None:
-        self.lines: list[dict[str, Any]] = []
-        self.changed = threading.Condition()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", module], env=env, stdout=subprocess.PIPE, text=True
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self.changed:
-                self.lines.append(json.loads(line))
-                self.changed.notify_all()
-
-    def owned(self) -> list[int]:
-        changes = [
-            line["assignment"]
-            for line in list(self.lines)
-            if line["event"] in ("partitions.assigned", "partitions.revoked")
-        ]
-        return next(iter(changes[-1].values()), []) if changes else []
-
-    def wait(self, check: Any, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not check():
-                if time.monotonic() > deadline:
-                    raise TimeoutError(check)
-                self.changed.wait(0.5)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(15)
 
 
 def _stamp(line: dict[str, Any]) -> float:
@@ -83,39 +41,38 @@ def one_round(bootstrap: str, strategy: str) -> dict[str, float]:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, 10, 1)])
     admin.close()
-    env = {
-        "PATH": os.environ["PATH"],
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "KAFKA_TOPIC": topic,
-        "KAFKA_GROUP_ID": f"g-{topic}",
-        "KAFKA_PARTITION_ASSIGNMENT_STRATEGY": strategy,
-        "METRICS_HOST": "127.0.0.1",
-        "METRICS_PORT": "0",
-        "LOG_FORMAT": "json",
-    }
-    producer = Proc("producer", {**env, "PRODUCER_RATE": "200"})
-    first = Proc("consumer", env)
-    second = None
+    group = ServiceGroup(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "KAFKA_TOPIC": topic,
+            "KAFKA_GROUP_ID": f"g-{topic}",
+            "KAFKA_PARTITION_ASSIGNMENT_STRATEGY": strategy,
+            "METRICS_HOST": "127.0.0.1",
+            "METRICS_PORT": "0",
+            "LOG_FORMAT": "json",
+        }
+    )
     try:
-        first.wait(lambda: len(first.owned()) == 10)
-        first.wait(lambda: sum(x["event"] == "message.received" for x in first.lines) > 400)
+        group.start("producer", PRODUCER_RATE="200")
+        first = group.start("consumer")
+        group.wait_until(lambda: len(first.owned(topic)) == 10, 60)
+        group.wait_until(lambda: len(first.seqs("message.received")) > 400, 60)
         joined = time.time()
-        second = Proc("consumer", env)
-        second.wait(lambda: len(second.owned()) == 5 and len(first.owned()) == 5)
+        second = group.start("consumer")
+        group.wait_until(lambda: len(second.owned(topic)) == len(first.owned(topic)) == 5, 60)
         split = time.time()
         # Let a second's worth of messages arrive after the split.
-        first.wait(lambda: any(_stamp(x) > split + 1 for x in first.lines[-5:]))
+        group.wait_until(lambda: any(_stamp(x) > split + 1 for x in first.lines[-5:]), 60)
         stamps = [
             _stamp(x)
-            for x in list(first.lines)
-            if x["event"] == "message.received" and joined - 1 <= _stamp(x) <= split + 1
+            for x in first.events("message.received")
+            if joined - 1 <= _stamp(x) <= split + 1
         ]
         gaps = [b - a for a, b in itertools.pairwise(stamps)]
         return {"handover_s": split - joined, "first_consumer_pause_s": max(gaps, default=0.0)}
     finally:
-        for proc in (second, first, producer):
-            if proc is not None:
-                proc.stop()
+        for service in reversed(group.started):
+            service.stop()
 
 
 def main() -> None:

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
 import localkafka
+from localkafka.services import ServiceGroup, ServiceProcess
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -138,141 +133,31 @@ def roundtrip() -> Callable[..., list[bytes]]:
     return run
 
 
-class Service:
-    """A producer or consumer running as a real process, its JSON log lines collected.
-
-    Every line of stdout is parsed as it arrives and the shared condition is
-    notified, so tests wait for log events instead of sleeping.
-    """
-
-    def __init__(self, module: str, env: dict[str, str], condition: threading.Condition) -> None:
-        self.module = module
-        self._condition = condition
-        self.lines: list[dict[str, Any]] = []
-        self.raw: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", module],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.stderr = ""
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._condition:
-                self.raw.append(line)
-                try:
-                    self.lines.append(json.loads(line))
-                except ValueError:
-                    self.lines.append({"event": "<not json>", "line": line})
-                self._condition.notify_all()
-        with self._condition:
-            self._condition.notify_all()
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        with self._condition:
-            return [line for line in self.lines if line.get("event") == name]
-
-    def assignment(self) -> dict[str, list[int]] | None:
-        """This consumer's partitions as its latest assignment event says."""
-        with self._condition:
-            changes = [
-                line["assignment"]
-                for line in self.lines
-                if line.get("event")
-                in ("partitions.assigned", "partitions.revoked", "partitions.lost")
-            ]
-        return changes[-1] if changes else None
-
-    @property
-    def metrics_port(self) -> int:
-        (started,) = self.events("service.started") or [{}]
-        return int(started["metrics_port"])
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.metrics_port}{path}", timeout=10
-            ) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise
-        self._reader.join(timeout=5)
-        assert self.process.stderr is not None
-        self.stderr = self.process.stderr.read()
-        return code
-
-    def output(self) -> str:
-        with self._condition:
-            return "".join(self.raw) + self.stderr
+def service_env(kafka: Cluster) -> dict[str, str]:
+    """What every service in the tests gets: the broker, loopback HTTP, JSON logs."""
+    return {
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "METRICS_HOST": "127.0.0.1",
+        "METRICS_PORT": "0",
+        "LOG_FORMAT": "json",
+        # Short, so that a consumer killed without LeaveGroup is noticed soon.
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",
+    }
 
 
-class Services:
-    """Starts services against the test broker and awaits conditions on their logs."""
+class Services(ServiceGroup):
+    """The services of one test, against the test broker."""
 
     def __init__(self, kafka: Cluster) -> None:
+        super().__init__(service_env(kafka), cwd=REPO)
         self.kafka = kafka
-        self.condition = threading.Condition()
-        self.started: list[Service] = []
 
-    def env(self, **settings: str) -> dict[str, str]:
-        env = {
-            "PATH": os.environ["PATH"],
-            "HOME": os.environ.get("HOME", "/tmp"),
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
-            "METRICS_HOST": "127.0.0.1",
-            "METRICS_PORT": "0",
-            "LOG_FORMAT": "json",
-            # Short, so that a consumer killed without LeaveGroup is noticed soon.
-            "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        }
-        env.update(settings)
-        return {key: value for key, value in env.items() if value is not None}
-
-    def start(self, module: str, *, clean_env: bool = False, **settings: str) -> Service:
-        env = settings if clean_env else self.env(**settings)
-        env.setdefault("PATH", os.environ["PATH"])
-        service = Service(module, env, self.condition)
-        self.started.append(service)
-        return service
-
-    def wait_until(self, check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-        """Wait for *check* to return something truthy, re-checking on every log line."""
-        deadline = time.monotonic() + timeout
-        with self.condition:
-            while not (result := check()):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    tails = "\n".join(
-                        f"--- {s.module} (pid {s.process.pid}):\n" + "".join(s.raw[-15:])
-                        for s in self.started
-                    )
-                    raise AssertionError(f"timed out waiting for {what or check}\n{tails}")
-                # A log line, or a process exit, wakes us; the timeout bounds the wait.
-                self.condition.wait(min(remaining, 1.0))
-        return result
-
-    def stop_all(self) -> None:
-        for service in self.started:
-            if service.process.poll() is None:
-                service.process.kill()
-                service.process.wait()
+    def wait_until(self, check: Callable[[], T], timeout: float = 30, what: str = "") -> T:
+        try:
+            return super().wait_until(check, timeout, what)
+        except TimeoutError as exc:
+            raise AssertionError(str(exc)) from None
 
 
 @pytest.fixture
@@ -282,9 +167,9 @@ def services(kafka: Cluster) -> Iterator[Services]:
     try:
         yield running
     finally:
-        running.stop_all()
+        running.kill_all()
 
 
-def seqs(service: Service, event: str) -> list[int]:
+def seqs(service: ServiceProcess, event: str) -> list[int]:
     """The sequence numbers in *service*'s *event* log lines, in log order."""
-    return [line["seq"] for line in service.events(event) if "seq" in line]
+    return service.seqs(event)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tests.conftest import Service, Services, seqs
+from localkafka.services import ServiceProcess
+from tests.conftest import Services, seqs
 
 ALL = list(range(10))
 
 
-def owned(consumer: Service, topic: str) -> list[int]:
+def owned(consumer: ServiceProcess, topic: str) -> list[int]:
     return (consumer.assignment() or {}).get(topic, [])
 
 
