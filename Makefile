@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck pytest install jars broker-prereqs clean
+.PHONY: test lint typecheck pytest install jars broker-prereqs promtool demo clean
 
 test: broker-prereqs lint typecheck pytest
 
@@ -36,7 +36,19 @@ jars: install broker-prereqs
 	  $(BIN)/python -c 'import localkafka; print("kafka jars:", localkafka.ensure_jars())'; \
 	fi
 
-pytest: install jars
+# promtool checks prometheus/*.yml; Debian ships it in the prometheus package
+# (nothing is started). docker-compose and hadolint come with the test extra.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing promtool (Debian package prometheus)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else \
+	    echo "make test: promtool is missing: sudo apt-get install prometheus" >&2; exit 1; \
+	  fi; \
+	}
+
+pytest: install jars promtool
 	$(BIN)/pytest
 
 clean:

@@ -12,8 +12,11 @@ from typing import TypeVar
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
+from prometheus_client.metrics import MetricWrapperBase
 
+import consumer.metrics
 import localkafka
+import producer.metrics
 from localkafka.services import ServiceGroup, ServiceProcess
 
 T = TypeVar("T")
@@ -173,3 +176,14 @@ def services(kafka: Cluster) -> Iterator[Services]:
 def seqs(service: ServiceProcess, event: str) -> list[int]:
     """The sequence numbers in *service*'s *event* log lines, in log order."""
     return service.seqs(event)
+
+
+def our_metric_names() -> set[str]:
+    """Every metric the services export, named as scraped (counters end in _total)."""
+    names = set()
+    for module in (producer.metrics, consumer.metrics):
+        for value in vars(module).values():
+            if isinstance(value, MetricWrapperBase):
+                for metric in value.describe():
+                    names.add(metric.name + ("_total" if metric.type == "counter" else ""))
+    return names

@@ -4,26 +4,10 @@ from __future__ import annotations
 
 import re
 
-from prometheus_client.metrics import MetricWrapperBase
-
-import consumer.metrics
-import producer.metrics
 from common.config import ConsumerSettings, ProducerSettings, env_variables
-from tests.conftest import REPO
+from tests.conftest import REPO, our_metric_names
 
 README = (REPO / "README.md").read_text()
-OURS = (producer.metrics, consumer.metrics)
-
-
-def our_metric_names() -> set[str]:
-    """Names as scraped: counters get _total."""
-    names = set()
-    for module in OURS:
-        for value in vars(module).values():
-            if isinstance(value, MetricWrapperBase):
-                for metric in value.describe():
-                    names.add(metric.name + ("_total" if metric.type == "counter" else ""))
-    return names
 
 
 def test_every_variable_is_documented() -> None:

@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# One image for both services: `docker run IMAGE producer` or `... consumer`.
+
+FROM python:3.11.12-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+RUN python -m venv /opt/venv
+# Dependencies first, at the exact versions of constraints.txt, so that a
+# code change does not reinstall them.
+COPY pyproject.toml constraints.txt README.md ./
+COPY common ./common
+COPY producer ./producer
+COPY consumer ./consumer
+RUN /opt/venv/bin/pip install --constraint constraints.txt .
+
+FROM python:3.11.12-slim-bookworm
+RUN useradd --system --no-log-init --uid 10001 --no-create-home app
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    METRICS_PORT=8000 \
+    LOG_FORMAT=json
+USER 10001
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-m", "common.healthcheck"]
+ENTRYPOINT ["python", "-m"]
+CMD ["consumer"]
