@@ -51,5 +51,9 @@ promtool:
 pytest: install jars promtool
 	$(BIN)/pytest
 
+# The walkthrough's story without Docker: about a minute, Ctrl+C stops it cleanly.
+demo: install jars
+	$(BIN)/python -m demo
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""make demo: the walkthrough on a real broker, without Docker."""
