@@ -121,6 +121,12 @@ def test_prometheus_config_and_rules_pass_promtool() -> None:
     check(tool("promtool"), "check", "rules", "prometheus/alerts.yml")
 
 
+def test_alerts_fire_when_they_should() -> None:
+    # Synthetic series: produced-but-not-consumed, no consumer, growing lag,
+    # a replica down; and a healthy pipeline that must raise nothing.
+    check(tool("promtool"), "test", "rules", "prometheus/alerts.test.yml")
+
+
 def _queried_metrics(expressions: list[str]) -> set[str]:
     found = set()
     for expr in expressions:
