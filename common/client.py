@@ -19,7 +19,12 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
-from kafka.errors import AuthorizationError, KafkaError, SaslAuthenticationFailedError
+from kafka.errors import (
+    AuthorizationError,
+    KafkaError,
+    KafkaTimeoutError,
+    SaslAuthenticationFailedError,
+)
 
 from common import eventhubs
 from common.config import ConsumerSettings, KafkaSettings, ProducerSettings
@@ -113,23 +118,31 @@ class BrokerUnavailable(Exception):
     """No broker could be reached this time; a later attempt may succeed."""
 
 
-class _RefusalWitness(logging.Handler):
-    """Catches the authentication or TLS failure kafka-python logs during bootstrap.
+class _BootstrapWitness(logging.Handler):
+    """Takes kafka-python's log records while a client bootstraps, and keeps their cause.
 
-    kafka-python retries a refused bootstrap until its timeout and then raises
-    a plain timeout; the cause survives only as the exception object in the
-    arguments of its log records, which is what this handler keeps.
+    kafka-python retries a refused bootstrap until its timeout, logging each
+    try, and then raises a plain timeout; the cause survives only as the
+    exception object in its records' arguments. Kept here instead of printed,
+    those records become one line of ours: ``service.failed`` for a refusal,
+    ``broker.unavailable`` with the last cause for anything else.
     """
 
     def __init__(self) -> None:
         super().__init__(level=logging.WARNING)
         self.refusal: BrokerRefused | None = None
+        self.last_error: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         args = record.args if isinstance(record.args, tuple) else ()
         for arg in args:
-            if isinstance(arg, BaseException) and (refusal := classify(arg)) is not None:
-                self.refusal = refusal
+            # The closing timeout says only that the tries ran out; keep their cause.
+            if isinstance(arg, BaseException) and not isinstance(arg, KafkaTimeoutError):
+                text, kind = str(arg), type(arg).__name__
+                # kafka-python's errors name their class already; others do not.
+                self.last_error = text if text.startswith(kind) else f"{kind}: {text}"
+                if (refusal := classify(arg)) is not None:
+                    self.refusal = refusal
 
 
 def classify(exc: BaseException) -> BrokerRefused | None:
@@ -158,13 +171,15 @@ def classify(exc: BaseException) -> BrokerRefused | None:
 
 
 @contextmanager
-def _witness() -> Iterator[_RefusalWitness]:
-    witness = _RefusalWitness()
+def _witness() -> Iterator[_BootstrapWitness]:
+    witness = _BootstrapWitness()
     logger = logging.getLogger("kafka")
     logger.addHandler(witness)
+    logger.propagate = False
     try:
         yield witness
     finally:
+        logger.propagate = True
         logger.removeHandler(witness)
 
 
@@ -188,7 +203,7 @@ def connect(factory: Callable[[], Client], stop: threading.Event, what: str) -> 
                     raise witness.refusal from None
                 if (refusal := classify(exc)) is not None:
                     raise refusal from None
-                raise BrokerUnavailable(str(exc)) from None
+                raise BrokerUnavailable(witness.last_error or str(exc)) from None
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         log.warning(

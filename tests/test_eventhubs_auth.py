@@ -11,6 +11,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from localkafka import EVENTHUBS_USERNAME
+from localkafka.services import ServiceProcess
 from tests.conftest import Cluster, Services, seqs
 
 
@@ -80,6 +81,20 @@ def _walkthrough_env(kafka: Cluster, topic: str, connection_string: str) -> dict
     }
 
 
+def _assert_one_clear_error(service: ServiceProcess) -> None:
+    """One error line, ours; kafka-python's retries of the refused connection stay out.
+
+    Under load a whole bootstrap try may see only the closed socket, not the
+    refusal: that try is a broker.unavailable warning, never another error.
+    """
+    errors = [line["event"] for line in service.lines if line["level"] == "error"]
+    assert errors == ["service.failed"]
+    assert not [line for line in service.lines if "logger" in line]
+    assert {line["event"] for line in service.lines if line["level"] == "warning"} <= {
+        "broker.unavailable"
+    }
+
+
 def _key(connection_string: str) -> str:
     return connection_string.split("SharedAccessKey=")[1].split(";", maxsplit=1)[0]
 
@@ -119,8 +134,7 @@ def test_wrong_key_is_one_clear_error(
     consumer.stop()
     (failure,) = consumer.events("service.failed")
     assert failure["reason"] == "authentication_failed"
-    # kafka-python's own warnings come through the same JSON pipeline.
-    assert any(line.get("logger", "").startswith("kafka") for line in consumer.lines)
+    _assert_one_clear_error(consumer)
     assert "Traceback" not in consumer.output()
     for secret in (_key(connection_string), _key(wrong), wrong):
         assert secret not in consumer.output()
@@ -138,6 +152,7 @@ def test_untrusted_certificate_is_one_clear_error(
     producer.stop()
     (failure,) = producer.events("service.failed")
     assert failure["reason"] == "tls_verification_failed"
+    _assert_one_clear_error(producer)
     assert "KAFKA_SSL_CAFILE" in failure["error"]
     assert "Traceback" not in producer.output()
 

@@ -19,6 +19,8 @@ def test_unreachable_broker_is_retried_and_not_ready(services: Services) -> None
     )
 
     services.wait_until(lambda: len(consumer.events("broker.unavailable")) >= 2, what="2 retries")
+    # The cause, not just kafka-python's "Unable to bootstrap" timeout.
+    assert "ECONNREFUSED" in consumer.events("broker.unavailable")[0]["error"]
     assert consumer.get("/healthz")[0] == 200
     status, body = consumer.get("/readyz")
     assert status == 503
@@ -32,8 +34,15 @@ def test_unreachable_broker_is_retried_and_not_ready(services: Services) -> None
 
 def test_endpoints_of_a_working_consumer(services: Services, new_topic: Callable[..., str]) -> None:
     topic = new_topic(partitions=3)
-    consumer = services.start("consumer", KAFKA_TOPIC=topic, KAFKA_GROUP_ID=f"g-{topic}")
+    consumer = services.start(
+        "consumer", KAFKA_TOPIC=topic, KAFKA_GROUP_ID=f"g-{topic}", LOG_LEVEL="DEBUG"
+    )
     services.wait_until(lambda: consumer.assignment() == {topic: [0, 1, 2]}, what="3 partitions")
+    # kafka-python's own records come through the same JSON pipeline as ours.
+    kafka_lines = [line for line in consumer.lines if line.get("logger", "").startswith("kafka")]
+    assert kafka_lines
+    assert all({"timestamp", "level", "service", "instance"} <= line.keys() for line in kafka_lines)
+    assert not consumer.events("<not json>")
     services.wait_until(lambda: consumer.get("/readyz")[0] == 200, what="ready")
 
     status, metrics = consumer.get("/metrics")
