@@ -89,6 +89,13 @@ class ConsumerService:
     def _process(self, record: Any) -> None:
         started = time.perf_counter()
         try:
+            self._handle(record)
+        finally:
+            # Skipping a bad message is processing too: it is timed like the rest.
+            self._duration.observe(time.perf_counter() - started)
+
+    def _handle(self, record: Any) -> None:
+        try:
             envelope = message.decode(record.value)
         except message.InvalidMessage as exc:
             metrics.INVALID.labels(record.topic, exc.reason).inc()
@@ -113,7 +120,6 @@ class ConsumerService:
                 producer=envelope.producer,
                 content=record.value[:CONTENT_CHARS].decode("utf-8", "replace"),
             )
-        self._duration.observe(time.perf_counter() - started)
 
     def _on_commit(self, offsets: dict[TopicPartition, Any], response: Any) -> None:
         # Runs on the IO thread.

@@ -51,4 +51,8 @@ def test_undecodable_messages_are_skipped(
         counted = re.search(pattern, metrics)
         assert counted is not None, reason
         assert float(counted.group(1)) >= 1
+    # Skipped messages are timed too: the histogram counts every message handled.
+    timed = re.search(r"^messaging_process_duration_seconds_count\{.*\} (\S+)$", metrics, re.M)
+    assert timed is not None
+    assert float(timed.group(1)) >= len(HOSTILE) + 1 + 10
     assert "Traceback" not in consumer.output()
