@@ -101,6 +101,7 @@ def consumer_args(settings: ConsumerSettings) -> dict[str, Any]:
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=min(3_000, settings.session_timeout_ms // 3),
         max_poll_records=settings.max_poll_records,
+        max_poll_interval_ms=settings.max_poll_interval_ms,
     )
     return args
 

@@ -327,6 +327,20 @@ class ConsumerSettings(KafkaSettings):
         default=500,
         ge=1,
     )
+    max_poll_interval_ms: int = env(
+        "KAFKA_MAX_POLL_INTERVAL_MS",
+        description="Longest the consumer may go between two polls before the group "
+        "moves its partitions; a batch is cut short at half of it",
+        default=300_000,
+        ge=1_000,
+    )
+    simulated_work_ms: float = env(
+        "CONSUMER_SIMULATED_WORK_MS",
+        description="Pretend work per message, in milliseconds, to watch slow processing, "
+        "lag and batch cutting; 0 in real use",
+        default=0.0,
+        ge=0,
+    )
 
     @model_validator(mode="after")
     def _check_eventhubs_consumer(self) -> Self:

@@ -2,8 +2,9 @@
 
 Processing happens on the polling thread between two polls, and a rebalance
 can only happen inside poll(), so by the time partitions move every message
-handed out has been processed and its offset committed: at least once,
-with nothing re-delivered by a rebalance or a clean stop.
+handed out has been processed and its offset committed (or, for a batch cut
+short, sought back to be fetched again): at least once, with nothing
+re-delivered by a rebalance or a clean stop.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class ConsumerService:
         self._duration = metrics.PROCESS_DURATION.labels(settings.topic)
         self._latency = metrics.END_TO_END.labels(settings.topic)
         self._lag_due = 0.0
+        self._max_records = settings.max_poll_records
+        self._work_s = settings.simulated_work_ms / 1000
 
     def run(self) -> None:
         self._client.subscribe(
@@ -66,9 +69,7 @@ class ConsumerService:
 
     def _poll_once(self) -> None:
         try:
-            batch = self._client.poll(
-                timeout_ms=POLL_TIMEOUT_MS, max_records=self._settings.max_poll_records
-            )
+            batch = self._client.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self._max_records)
         except KafkaError as exc:
             self._health.set_ready(False, f"poll failed: {type(exc).__name__}")
             self._log.warning("consumer.poll_failed", error=str(exc))
@@ -76,15 +77,57 @@ class ConsumerService:
             return
         state = self._client.group_metadata().state
         self._health.set_ready(state != MemberState.UNJOINED, "not a member of the group")
-        for partition, records in batch.items():
-            for record in records:
-                self._process(record)
-            self._offsets.processed(partition, records[-1].offset + 1)
         if batch:
-            pending = self._offsets.uncommitted(batch.keys())
-            self._client.commit_async(pending, callback=self._on_commit)
+            self._process_batch(batch)
         if time.monotonic() >= self._lag_due:
             self._update_lag()
+
+    def _process_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Process a batch, within half of max.poll.interval.ms, and commit what was done.
+
+        A batch that would outlast the poll interval gets the consumer thrown
+        out of the group, and re-fetched and thrown out again: the endless
+        rebalance loop of a slow consumer. So the batch is cut short instead,
+        the rest is fetched again by the next poll, and later polls ask for
+        fewer records until they fit.
+        """
+        started = time.monotonic()
+        deadline = started + self._settings.max_poll_interval_ms / 2000
+        returned = sum(len(records) for records in batch.values())
+        handled = 0
+        for partition, records in batch.items():
+            done = 0
+            for record in records:
+                # At least one message per poll, so that even a slow one makes progress.
+                if self._shutdown.requested or (handled and time.monotonic() >= deadline):
+                    break
+                self._process(record)
+                done += 1
+                handled += 1
+            if done:
+                self._offsets.processed(partition, records[done - 1].offset + 1)
+            if done < len(records) and partition in self._client.assignment():
+                self._client.seek(partition, records[done].offset)
+        pending = self._offsets.uncommitted(batch.keys())
+        if pending:
+            self._client.commit_async(pending, callback=self._on_commit)
+        self._fit_batch_size(handled, returned, time.monotonic() - started)
+
+    def _fit_batch_size(self, handled: int, returned: int, took_s: float) -> None:
+        budget_s = self._settings.max_poll_interval_ms / 2000
+        if handled < returned and not self._shutdown.requested:
+            # Half of what fitted, so the next batches leave room for a slower message.
+            self._max_records = max(1, handled // 2)
+            self._log.warning(
+                "batch.truncated",
+                processed=handled,
+                returned=returned,
+                took_s=round(took_s, 3),
+                max_poll_interval_ms=self._settings.max_poll_interval_ms,
+                max_records=self._max_records,
+            )
+        elif took_s < budget_s / 4 and self._max_records < self._settings.max_poll_records:
+            self._max_records = min(self._settings.max_poll_records, self._max_records * 2)
 
     def _process(self, record: Any) -> None:
         started = time.perf_counter()
@@ -108,6 +151,8 @@ class ConsumerService:
                 size=None if record.value is None else len(record.value),
             )
             return
+        if self._work_s:
+            self._shutdown.wait(self._work_s)
         self._consumed.inc()
         self._latency.observe(max(0.0, (datetime.now(UTC) - envelope.sent_at).total_seconds()))
         if self._sample():

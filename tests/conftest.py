@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,6 +18,7 @@ from prometheus_client.metrics import MetricWrapperBase
 import consumer.metrics
 import localkafka
 import producer.metrics
+from common import message
 from localkafka.services import ServiceGroup, ServiceProcess
 
 T = TypeVar("T")
@@ -103,6 +105,24 @@ def new_topic(kafka: Cluster) -> Iterator[Callable[..., str]]:
         if created:
             admin.delete_topics(created)
         admin.close()
+
+
+@pytest.fixture
+def prefill(kafka: Cluster) -> Callable[..., list[int]]:
+    """Put *count* producer envelopes, numbered from 1, into *topic*; return the numbers."""
+
+    def fill(topic: str, count: int, size: int = 100) -> list[int]:
+        client = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+        try:
+            for seq in range(1, count + 1):
+                key, value = message.encode("prefill", seq, datetime.now(UTC), size)
+                client.send(topic, key=key, value=value)
+            client.flush(timeout=30)
+        finally:
+            client.close()
+        return list(range(1, count + 1))
+
+    return fill
 
 
 @pytest.fixture
