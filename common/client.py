@@ -21,6 +21,7 @@ from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from kafka.errors import (
     AuthorizationError,
+    KafkaConfigurationError,
     KafkaError,
     KafkaTimeoutError,
     SaslAuthenticationFailedError,
@@ -79,12 +80,14 @@ def producer_args(settings: ProducerSettings) -> dict[str, Any]:
         enable_idempotence=True,
         compression_type=None if settings.compression_type == "none" else settings.compression_type,
         linger_ms=settings.linger_ms,
+        delivery_timeout_ms=settings.delivery_timeout_ms,
         # send() and partitions_for() wait this long for metadata or buffer
         # space before failing; short, so a SIGTERM is never kept waiting.
         max_block_ms=3_000,
     )
     if settings.is_eventhubs:
         args.update(eventhubs.RECOMMENDED_PRODUCER_SETTINGS)
+    args["request_timeout_ms"] = settings.effective_request_timeout_ms
     return args
 
 
@@ -199,6 +202,8 @@ def connect(factory: Callable[[], Client], stop: threading.Event, what: str) -> 
         with _witness() as witness:
             try:
                 return factory()
+            except KafkaConfigurationError:
+                raise  # settings kafka-python refuses: no retry can help
             except KafkaError as exc:
                 if witness.refusal is not None:
                     raise witness.refusal from None

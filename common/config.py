@@ -32,6 +32,9 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 AssignmentStrategy = Literal["sticky", "cooperative-sticky", "range", "roundrobin"]
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
+#: kafka-python's request.timeout.ms when neither we nor Event Hubs' advice set it.
+DEFAULT_REQUEST_TIMEOUT_MS = 30_000
+
 _HOST_PORT = re.compile(r"^\[?[A-Za-z0-9.:_-]+\]?:(\d{1,5})$")
 
 
@@ -283,6 +286,29 @@ class ProducerSettings(KafkaSettings):
         default=5,
         ge=0,
     )
+    delivery_timeout_ms: int = env(
+        "KAFKA_DELIVERY_TIMEOUT_MS",
+        description="How long a message may wait and be retried (broker down, leader "
+        "moving) before it counts as failed",
+        default=120_000,
+        ge=1_000,
+    )
+
+    request_timeout_ms: int | None = env(
+        "KAFKA_REQUEST_TIMEOUT_MS",
+        description="How long the producer waits for the broker to answer one request "
+        "before retrying it; default 30000 (60000 for Event Hubs)",
+        default=None,
+        ge=1_000,
+    )
+
+    @property
+    def effective_request_timeout_ms(self) -> int:
+        if self.request_timeout_ms is not None:
+            return self.request_timeout_ms
+        if self.is_eventhubs:
+            return eventhubs.RECOMMENDED_CLIENT_SETTINGS["request_timeout_ms"]
+        return DEFAULT_REQUEST_TIMEOUT_MS
 
     @model_validator(mode="after")
     def _check_eventhubs_producer(self) -> Self:
@@ -290,6 +316,17 @@ class ProducerSettings(KafkaSettings):
             raise ValueError(
                 f"KAFKA_COMPRESSION_TYPE={self.compression_type} is not supported by "
                 "Event Hubs; use none or gzip"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_delivery_timeout(self) -> Self:
+        # kafka-python refuses this too, but only when the client is built.
+        least = self.linger_ms + self.effective_request_timeout_ms
+        if self.delivery_timeout_ms <= least:
+            raise ValueError(
+                f"KAFKA_DELIVERY_TIMEOUT_MS={self.delivery_timeout_ms} must be more than "
+                f"KAFKA_LINGER_MS + KAFKA_REQUEST_TIMEOUT_MS ({least})"
             )
         return self
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import structlog
+from kafka.errors import KafkaConfigurationError
 
 from common.client import BrokerRefused
 from common.config import ConfigError, KafkaSettings, argument_parser, load, parse_overrides
@@ -72,6 +73,10 @@ def main(
     except BrokerRefused as exc:
         log.error("service.failed", reason=exc.reason, error=exc.detail)
         return EXIT_REFUSED
+    except KafkaConfigurationError as exc:
+        # Our validation should have caught it; if not, it is still the user's settings.
+        log.error("service.failed", reason="invalid_client_settings", error=str(exc))
+        return EXIT_CONFIG
     finally:
         server.close()
     log.info("service.stopped", signal=shutdown.signal_name)

@@ -15,9 +15,10 @@ DESCRIPTION = "Send numbered messages to a Kafka topic or an Azure Event Hub unt
 
 
 def run(settings: ProducerSettings, health: Health, shutdown: Shutdown) -> None:
-    client = connect(lambda: KafkaProducer(**producer_args(settings)), shutdown.event, "producer")
-    if client is not None:
-        ProducerService(settings, client, health, shutdown).run()
+    def new_client() -> KafkaProducer | None:
+        return connect(lambda: KafkaProducer(**producer_args(settings)), shutdown.event, "producer")
+
+    ProducerService(settings, new_client, health, shutdown).run()
 
 
 def main() -> int:

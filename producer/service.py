@@ -1,11 +1,21 @@
-"""The producer loop: numbered messages at a steady rate until asked to stop."""
+"""The producer loop: numbered messages at a steady rate until asked to stop.
+
+Every message gets an answer: delivered or failed. kafka-python promises one
+within delivery.timeout.ms, and 3.0.12 can break that promise: after a batch
+it had already sent expires in a long outage, its idempotent producer waits
+for a new producer id it never asks for, and sends nothing again. So the
+loop watches for sends left unanswered past that deadline, reports them as
+failed, and replaces the client.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
 import socket
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +33,8 @@ from producer import metrics
 FLUSH_TIMEOUT_S = 5.0
 #: The longest the loop goes without checking for a stop request or beating its heart.
 _TICK_S = 0.5
+#: Slack on top of the client's own deadline before a send counts as unanswered.
+STALL_GRACE_S = 5.0
 
 
 def producer_id() -> str:
@@ -34,10 +46,15 @@ class ProducerService:
     """Sends numbered messages; logs and counts each delivery or failure."""
 
     def __init__(
-        self, settings: ProducerSettings, client: Any, health: Health, shutdown: Shutdown
+        self,
+        settings: ProducerSettings,
+        connect: Callable[[], Any | None],
+        health: Health,
+        shutdown: Shutdown,
     ) -> None:
         self._settings = settings
-        self._client = client
+        self._connect = connect
+        self._client: Any = None
         self._health = health
         self._shutdown = shutdown
         self._topic = settings.topic
@@ -47,8 +64,19 @@ class ProducerService:
         self._sent = metrics.SENT.labels(self._topic)
         self._sent_bytes = metrics.SENT_BYTES.labels(self._topic)
         self._latency = metrics.DELIVERY_DURATION.labels("send", self._topic)
+        # seq -> when it was sent, until the client answers; shared with the IO thread.
+        self._pending: dict[int, float] = {}
+        self._pending_lock = threading.Lock()
+        self._stall_after_s = (
+            settings.delivery_timeout_ms + settings.effective_request_timeout_ms
+        ) / 1000 + STALL_GRACE_S
+        self._stall_check_due = 0.0
 
     def run(self) -> None:
+        """Connect, wait for the topic, and send until asked to stop."""
+        self._client = self._connect()
+        if self._client is None:
+            return
         if self._wait_for_topic():
             self._loop()
         self._close()
@@ -91,10 +119,15 @@ class ProducerService:
                 next_at = max(next_at + interval, time.monotonic() - 1.0)
             seq += 1
             self._send(seq)
+            self._check_stalled()
+            if self._client is None:
+                return
 
     def _send(self, seq: int) -> None:
         key, value = message.encode(self._id, seq, datetime.now(UTC), self._settings.message_size)
         started = time.perf_counter()
+        with self._pending_lock:
+            self._pending[seq] = started
         try:
             future = self._client.send(self._topic, key=key, value=value)
         except KafkaError as exc:
@@ -104,9 +137,42 @@ class ProducerService:
         future.add_callback(self._delivered, seq, started, len(key) + len(value))
         future.add_errback(self._failed, seq)
 
+    def _answered(self, seq: int) -> bool:
+        """Take *seq* off the pending list; False if it was answered already."""
+        with self._pending_lock:
+            return self._pending.pop(seq, None) is not None
+
+    def _check_stalled(self) -> None:
+        now = time.perf_counter()
+        if now < self._stall_check_due:
+            return
+        self._stall_check_due = now + _TICK_S
+        with self._pending_lock:
+            # Sequence numbers go in in order, so the first one left is the oldest.
+            oldest = next(iter(self._pending.values()), None)
+        if oldest is None or now - oldest < self._stall_after_s:
+            return
+        with self._pending_lock:
+            abandoned, self._pending = sorted(self._pending), {}
+        self._log.error(
+            "producer.stalled",
+            unanswered=len(abandoned),
+            waited_s=round(time.perf_counter() - oldest, 1),
+            first_seq=abandoned[0],
+            last_seq=abandoned[-1],
+        )
+        stalled = KafkaError("the Kafka client left the send unanswered; client replaced")
+        for seq in abandoned:
+            self._count_failure(seq, stalled)
+        self._close_client(timeout=0)
+        # None only when a stop was requested meanwhile; the loop then ends.
+        self._client = self._connect()
+
     # The two callbacks run on kafka-python's IO thread.
 
     def _delivered(self, seq: int, started: float, size: int, record: Any) -> None:
+        if not self._answered(seq):
+            return
         self._latency.observe(time.perf_counter() - started)
         self._sent.inc()
         self._sent_bytes.inc(size)
@@ -121,6 +187,10 @@ class ProducerService:
             )
 
     def _failed(self, seq: int, exc: BaseException) -> None:
+        if self._answered(seq):
+            self._count_failure(seq, exc)
+
+    def _count_failure(self, seq: int, exc: BaseException) -> None:
         error_type = type(exc).__name__
         metrics.SEND_ERRORS.labels(self._topic, error_type).inc()
         self._health.set_ready(False, f"last send failed: {error_type}")
@@ -128,10 +198,22 @@ class ProducerService:
 
     def _close(self) -> None:
         """Flush what is in flight, then close; all inside Docker's stop grace period."""
+        if self._client is None:
+            return
         started = time.monotonic()
         try:
             self._client.flush(timeout=FLUSH_TIMEOUT_S)
         except KafkaError as exc:
             self._log.warning("producer.flush_failed", error=str(exc))
-        self._client.close(timeout=1.0)
+        self._close_client(timeout=1.0)
         self._log.info("producer.closed", took_s=round(time.monotonic() - started, 3))
+
+    def _close_client(self, timeout: float) -> None:
+        try:
+            self._client.close(timeout=timeout)
+        except KafkaError:
+            # close() flushes first and gives up on a timeout before it stops
+            # the IO thread; stop it anyway, failing what it still holds.
+            sender = getattr(self._client, "_sender", None)
+            if sender is not None:
+                sender.force_close()

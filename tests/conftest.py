@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from prometheus_client.metrics import MetricWrapperBase
 
@@ -85,6 +85,46 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         )
     finally:
         localkafka.stop(data_dir)
+
+
+class OwnBroker:
+    """A broker of one test's own, which the test may stop and restart (same data dir)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.broker = self._start()
+
+    def _start(self) -> localkafka.Broker:
+        try:
+            return localkafka.start(self.data_dir, bind_to_parent=True)
+        except localkafka.LocalKafkaError as exc:
+            failure = str(exc)
+        pytest.fail(f"the Kafka broker could not start: {failure}", pytrace=False)
+
+    def stop(self) -> None:
+        assert localkafka.stop(self.data_dir), "the broker was not running"
+
+    def restart(self) -> None:
+        self.broker = self._start()
+
+    @property
+    def cluster(self) -> Cluster:
+        return Cluster(
+            bootstrap_servers=self.broker.plaintext,
+            sasl_ssl=self.broker.sasl_ssl,
+            ca_file=self.broker.ca_file,
+            connection_string=self.broker.connection_string,
+        )
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
+    """A broker for this test alone, stopped at the end."""
+    broker = OwnBroker(tmp_path / "broker")
+    try:
+        yield broker
+    finally:
+        localkafka.stop(broker.data_dir)
 
 
 @pytest.fixture
@@ -191,6 +231,23 @@ def services(kafka: Cluster) -> Iterator[Services]:
         yield running
     finally:
         running.kill_all()
+
+
+def topic_seqs(bootstrap_servers: str, topic: str) -> list[int]:
+    """Every sequence number stored in *topic*, read from the start to the end."""
+    reader = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+        reader.assign(partitions)
+        reader.seek_to_beginning()
+        end = reader.end_offsets(partitions)
+        found: list[int] = []
+        while any(reader.position(tp) < end[tp] for tp in partitions):
+            for records in reader.poll(timeout_ms=1000).values():
+                found.extend(message.decode(record.value).seq for record in records)
+        return found
+    finally:
+        reader.close()
 
 
 def seqs(service: ServiceProcess, event: str) -> list[int]:

@@ -1,0 +1,57 @@
+"""A broker outage costs the producer failed or delayed sends, never its life or a delivery."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import localkafka
+from tests.conftest import OwnBroker, Services, seqs, topic_seqs
+
+pytestmark = [pytest.mark.faults, pytest.mark.localkafka]
+
+ERRORS = re.compile(r"^producer_send_errors_total\{.*\} (\S+)$", re.MULTILINE)
+
+
+def test_producer_rides_out_a_broker_outage(services: Services, own_broker: OwnBroker) -> None:
+    address = own_broker.broker.plaintext
+    localkafka.create_topic(own_broker.broker, "outage", partitions=3)
+    producer = services.start(
+        "producer",
+        KAFKA_BOOTSTRAP_SERVERS=address,
+        KAFKA_TOPIC="outage",
+        PRODUCER_RATE="50",
+        # Short, so that the outage outlasts it and sends fail instead of only waiting.
+        KAFKA_DELIVERY_TIMEOUT_MS="3000",
+        KAFKA_REQUEST_TIMEOUT_MS="2000",
+    )
+    services.wait_until(lambda: len(seqs(producer, "message.sent")) >= 50, what="50 sent")
+
+    own_broker.stop()
+    services.wait_until(
+        lambda: len(seqs(producer, "message.failed")) >= 10, what="sends failing in the outage"
+    )
+    status, reason = producer.get("/readyz")
+    assert status == 503
+    assert "last send failed" in reason
+    errors = ERRORS.findall(producer.get("/metrics")[1])
+    assert sum(float(count) for count in errors) >= 10
+    assert producer.process.poll() is None, "the producer gave up"
+
+    own_broker.restart()
+    last_failed = max(seqs(producer, "message.failed"))
+    services.wait_until(
+        lambda: [seq for seq in seqs(producer, "message.sent") if seq > last_failed + 50],
+        timeout=60,
+        what="sends resuming after the restart",
+    )
+    assert producer.get("/readyz")[0] == 200
+    assert producer.stop() == 0
+
+    sent, failed = seqs(producer, "message.sent"), seqs(producer, "message.failed")
+    # Every number is accounted for, once: delivered or reported failed.
+    assert sorted(sent + failed) == list(range(1, len(sent) + len(failed) + 1))
+    # What the producer called delivered is in the topic.
+    assert set(sent) <= set(topic_seqs(address, "outage"))
+    assert "Traceback" not in producer.output()
