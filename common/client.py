@@ -32,6 +32,8 @@ from common.config import ConsumerSettings, KafkaSettings, ProducerSettings
 
 #: How long one connection attempt may take; short, so SIGTERM is never kept waiting.
 BOOTSTRAP_TIMEOUT_MS = 5_000
+#: Longest wait between two reconnects to a broker (the Java client's default).
+RECONNECT_BACKOFF_MAX_MS = 1_000
 
 _ASSIGNORS: dict[str, type] = {
     "cooperative-sticky": CooperativeStickyAssignor,
@@ -59,6 +61,10 @@ def client_args(settings: KafkaSettings, service: str) -> dict[str, Any]:
         "client_id": settings.client_id_for(service),
         "security_protocol": settings.security_protocol,
         "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+        # kafka-python backs off reconnects up to 30 s, the Java client up to 1 s.
+        # After a broker restart 30 s is long enough for the group to evict a
+        # consumer (session timeout) and re-deliver what it had processed.
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     if settings.uses_tls:
         args["ssl_context"] = ssl_context(settings)

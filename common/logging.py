@@ -65,6 +65,28 @@ def _stdlib_origin(_logger: WrappedLogger, _name: str, event: EventDict) -> Even
     return event
 
 
+def _library_errors_in_one_line(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    """kafka-python's errors as one ``error`` field, not a traceback.
+
+    It logs some of its own hiccups with a traceback (a socket torn down while
+    a read is pending, during a broker restart or a close); that is noise to an
+    operator, and the type and message carry what matters. LOG_LEVEL=DEBUG
+    keeps the tracebacks.
+    """
+    exc_info = event.pop("exc_info", None)
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    if isinstance(exc_info, BaseException):
+        error: BaseException | None = exc_info
+    elif isinstance(exc_info, tuple):
+        error = exc_info[1]
+    else:
+        error = None
+    if error is not None:
+        event["error"] = f"{type(error).__name__}: {error}"
+    return event
+
+
 def configure(
     service: str, level: str = "INFO", fmt: str = "auto", secrets: Iterable[str] = ()
 ) -> None:
@@ -94,7 +116,11 @@ def configure(
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[_stdlib_origin, *shared],
+            foreign_pre_chain=[
+                _stdlib_origin,
+                *([] if level == "DEBUG" else [_library_errors_in_one_line]),
+                *shared,
+            ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )

@@ -41,6 +41,8 @@ class ServiceProcess:
         self.lines: list[dict[str, Any]] = []
         self.raw: list[str] = []
         self.stderr = ""
+        #: Every body ``get`` received, for checks on what the endpoint revealed.
+        self.responses: list[str] = []
         self._condition = condition
         self._echo = echo
         self.process = subprocess.Popen(
@@ -107,9 +109,11 @@ class ServiceProcess:
         url = f"http://127.0.0.1:{self.metrics_port}{path}"
         try:
             with urllib.request.urlopen(url, timeout=10) as response:
-                return response.status, response.read().decode()
+                status, body = response.status, response.read().decode()
         except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
+            status, body = error.code, error.read().decode()
+        self.responses.append(body)
+        return status, body
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         """Signal the service and wait for it; returns its exit status."""
@@ -121,10 +125,16 @@ class ServiceProcess:
             self.process.kill()
             self.process.wait()
             raise
+        self._collect()
+        return code
+
+    def _collect(self) -> None:
+        """Once the process has ended: the rest of stdout, and all of stderr."""
         self._reader.join(timeout=5)
         assert self.process.stderr is not None
-        self.stderr = self.process.stderr.read()
-        return code
+        if not self.process.stderr.closed:
+            self.stderr = self.process.stderr.read()
+            self.process.stderr.close()
 
     def output(self) -> str:
         with self._condition:
@@ -177,3 +187,4 @@ class ServiceGroup:
             if service.process.poll() is None:
                 service.process.kill()
                 service.process.wait()
+            service._collect()

@@ -209,12 +209,30 @@ def service_env(kafka: Cluster) -> dict[str, str]:
     }
 
 
+def shared_access_key(connection_string: str) -> str:
+    """The key inside an Event Hubs style connection string."""
+    return connection_string.split("SharedAccessKey=")[1].split(";", maxsplit=1)[0]
+
+
 class Services(ServiceGroup):
     """The services of one test, against the test broker."""
 
     def __init__(self, kafka: Cluster) -> None:
         super().__init__(service_env(kafka), cwd=REPO)
         self.kafka = kafka
+        #: Values that must never show in a service's output or HTTP answers.
+        self.secrets: set[str] = set()
+        if kafka.connection_string:
+            self.secrets |= {kafka.connection_string, shared_access_key(kafka.connection_string)}
+
+    def leaked(self) -> list[str]:
+        """'service: secret' for each secret found in what a service wrote or served."""
+        return [
+            f"{service.module} (pid {service.pid}): {secret[:6]}..."
+            for service in self.started
+            for secret in self.secrets
+            if secret in service.output() or any(secret in body for body in service.responses)
+        ]
 
     def wait_until(self, check: Callable[[], T], timeout: float = 30, what: str = "") -> T:
         try:
@@ -231,6 +249,8 @@ def services(kafka: Cluster) -> Iterator[Services]:
         yield running
     finally:
         running.kill_all()
+    # Every scenario runs with the broker's known key in play somewhere: none may leak.
+    assert not running.leaked(), f"a secret reached a log or an endpoint: {running.leaked()}"
 
 
 def topic_seqs(bootstrap_servers: str, topic: str) -> list[int]:
