@@ -35,6 +35,7 @@ Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 #: kafka-python's request.timeout.ms when neither we nor Event Hubs' advice set it.
 DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]+$")
 _HOST_PORT = re.compile(r"^\[?[A-Za-z0-9.:_-]+\]?:(\d{1,5})$")
 
 
@@ -62,6 +63,8 @@ class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(
         # A blank variable, as an .env template leaves it, means "not set".
         env_ignore_empty=True,
+        # Values pasted from a portal or a wiki often carry a space or newline.
+        str_strip_whitespace=True,
         extra="ignore",
         hide_input_in_errors=True,
     )
@@ -171,6 +174,16 @@ class KafkaSettings(BaseSettings):
             if not match or not 0 < int(match.group(1)) <= 65535:
                 raise ValueError(f"'{server}' is not host:port")
         return ",".join(servers)
+
+    @field_validator("topic")
+    @classmethod
+    def _check_topic(cls, value: str) -> str:
+        # Kafka's rule for topic names; Event Hubs names fit in it too.
+        if not _TOPIC.match(value) or value in (".", ".."):
+            raise ValueError(
+                "is not a topic name: use letters, digits, '.', '_' and '-' (no spaces)"
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -418,6 +431,8 @@ def _describe(model: type[KafkaSettings], error: Mapping[str, Any]) -> list[str]
     label = " (or ".join(names) + ")" * (len(names) - 1)
     if error.get("type") == "missing":
         return [f"{label} is missing"]
+    if error.get("type") == "string_too_short" and (error.get("ctx") or {}).get("min_length") == 1:
+        return [f"{label} is blank"]
     return [f"{label}: {message}"]
 
 

@@ -8,7 +8,14 @@ import sys
 
 import pytest
 
-from common.config import ConfigError, ConsumerSettings, ProducerSettings, env_variables, load
+from common.config import (
+    ConfigError,
+    ConsumerSettings,
+    ProducerSettings,
+    _env_names,
+    env_variables,
+    load,
+)
 from common.eventhubs import ConnectionStringError, parse_connection_string
 from tests.conftest import REPO
 
@@ -183,3 +190,132 @@ def test_broken_connection_strings(text: str, complaint: str) -> None:
 
     assert complaint in str(error.value)
     assert KEY not in str(error.value)
+
+
+# Bad input, variable by variable: each ends in one ConfigError naming it.
+MINIMAL = {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "KAFKA_TOPIC": "t", "KAFKA_GROUP_ID": "g"}
+MALFORMED = {
+    "KAFKA_BOOTSTRAP_SERVERS": ["kafka", "kafka:99999", " , ", "kafka:port", "http://kafka:9092"],
+    "EVENTHUBS_BROKER": ["contoso.servicebus.windows.net", "contoso:0"],
+    "KAFKA_TOPIC": ["my topic", "orders/eu", ".", "t" * 250, "   "],
+    "EVENTHUBS_TOPIC": ["event hub"],
+    "EVENTHUBS_CONNECTION_STRING": [
+        f"SharedAccessKeyName=x;SharedAccessKey={KEY}",
+        f"Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKey={KEY}",
+        f"Endpoint=https://contoso.servicebus.windows.net/;SharedAccessKeyName=x;SharedAccessKey={KEY}",
+        f"{KEY}",
+        f"Endpoint=sb://contoso.servicebus.windows.net/;{KEY}",
+    ],
+    "KAFKA_SECURITY_PROTOCOL": ["TLS", "SASL"],
+    "KAFKA_SASL_MECHANISM": ["GSSAPI", "OAUTHBEARER"],
+    "KAFKA_SSL_CAFILE": ["/nonexistent/ca.pem", "/"],
+    "KAFKA_SSL_VERIFY": ["maybe", "2"],
+    "METRICS_PORT": ["http", "-1", "65536", "8000.5"],
+    "LOG_LEVEL": ["LOUD", "10"],
+    "LOG_FORMAT": ["xml"],
+    "LOG_MESSAGE_EVERY": ["-1", "every"],
+    "PRODUCER_RATE": ["fast", "-5", "nan"],
+    "PRODUCER_MESSAGE_SIZE": ["0", "2000000", "1KB"],
+    "KAFKA_COMPRESSION_TYPE": ["brotli"],
+    "KAFKA_LINGER_MS": ["-1", "5ms"],
+    "KAFKA_DELIVERY_TIMEOUT_MS": ["100", "30000", "2m"],
+    "KAFKA_REQUEST_TIMEOUT_MS": ["0", "200000"],
+    "KAFKA_GROUP_ID": ["   "],
+    "EVENTHUBS_CONSUMER_GROUPID": ["\t"],
+    "KAFKA_AUTO_OFFSET_RESET": ["smallest", "beginning"],
+    "KAFKA_PARTITION_ASSIGNMENT_STRATEGY": ["sticky-cooperative", "RangeAssignor"],
+    "KAFKA_SESSION_TIMEOUT_MS": ["30s", "999"],
+    "KAFKA_MAX_POLL_RECORDS": ["0", "all"],
+    "KAFKA_MAX_POLL_INTERVAL_MS": ["500", "5m"],
+    "CONSUMER_SIMULATED_WORK_MS": ["-1", "slow"],
+}
+#: Any text is a valid value for these (Kafka accepts any group or client id,
+#: any SASL user and password); a METRICS_HOST that cannot be bound is refused
+#: at startup, in test_health_endpoints.
+FREE_FORM = {
+    "KAFKA_CLIENT_ID",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "METRICS_HOST",
+}
+ALL_VARIABLES = set(env_variables(ConsumerSettings)) | set(env_variables(ProducerSettings))
+
+
+def test_every_variable_has_its_bad_values_tested() -> None:
+    assert set(MALFORMED) | FREE_FORM == ALL_VARIABLES
+
+
+def _model_reading(variable: str) -> type[ConsumerSettings] | type[ProducerSettings]:
+    return ConsumerSettings if variable in env_variables(ConsumerSettings) else ProducerSettings
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [(variable, value) for variable, values in MALFORMED.items() for value in values],
+)
+def test_each_malformed_value_is_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    for name, default in MINIMAL.items():
+        monkeypatch.setenv(name, default)
+    if variable.startswith("EVENTHUBS_") and variable != "EVENTHUBS_CONNECTION_STRING":
+        # The walkthrough's names count when ours are unset.
+        for ours in ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC", "KAFKA_GROUP_ID"):
+            monkeypatch.delenv(ours)
+        monkeypatch.setenv("EVENTHUBS_CONNECTION_STRING", PORTAL + ";EntityPath=hub")
+        monkeypatch.setenv("EVENTHUBS_CONSUMER_GROUPID", "g")
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigError) as error:
+        load(_model_reading(variable))
+
+    message = str(error.value)
+    assert variable in message
+    assert KEY not in message
+    assert "Traceback" not in message
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("variable", sorted(ALL_VARIABLES))
+def test_each_blank_variable_counts_as_unset(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    for name, default in MINIMAL.items():
+        monkeypatch.setenv(name, default)
+    monkeypatch.setenv(variable, "")
+    model = _model_reading(variable)
+
+    field, names = next((f, n) for f, n in _env_names(model).items() if variable in n)
+    if variable in MINIMAL:
+        with pytest.raises(ConfigError, match=f"{variable}.* is missing"):
+            load(model)
+    elif model.model_fields[field].is_required():
+        # A blank alias leaves the value of the variable that is set.
+        assert getattr(load(model), field) == MINIMAL[names[0]]
+    else:
+        assert getattr(load(model), field) == model.model_fields[field].get_default()
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize(
+    ("variable", "pasted", "expected"),
+    [
+        ("KAFKA_TOPIC", " orders\n", "orders"),
+        ("KAFKA_GROUP_ID", "\tgroup-1 ", "group-1"),
+        ("KAFKA_SESSION_TIMEOUT_MS", " 45000 ", 45_000),
+        ("KAFKA_SECURITY_PROTOCOL", " plaintext ", "PLAINTEXT"),
+        ("KAFKA_BOOTSTRAP_SERVERS", " a:9092 , b:9092 ,", "a:9092,b:9092"),
+    ],
+)
+def test_values_as_pasted_are_cleaned(
+    monkeypatch: pytest.MonkeyPatch, variable: str, pasted: str, expected: object
+) -> None:
+    for name, default in MINIMAL.items():
+        monkeypatch.setenv(name, default)
+    monkeypatch.setenv(variable, pasted)
+
+    settings = load(ConsumerSettings)
+
+    field = next(f for f, names in _env_names(ConsumerSettings).items() if variable in names)
+    assert getattr(settings, field) == expected
