@@ -53,6 +53,9 @@ class ConsumerService:
         self._latency = metrics.END_TO_END.labels(settings.topic)
         self._lag_due = 0.0
         self._max_records = settings.max_poll_records
+        self._topic_missing = False
+        self._topic_attempt = 0
+        self._topic_check_due = 0.0
         self._work_s = settings.simulated_work_ms / 1000
 
     def run(self) -> None:
@@ -76,11 +79,31 @@ class ConsumerService:
             self._shutdown.wait(1.0)
             return
         state = self._client.group_metadata().state
-        self._health.set_ready(state != MemberState.UNJOINED, "not a member of the group")
+        self._check_topic()
+        if self._topic_missing:
+            self._health.set_ready(False, f"topic {self._settings.topic} is not available")
+        else:
+            self._health.set_ready(state != MemberState.UNJOINED, "not a member of the group")
         if batch:
             self._process_batch(batch)
         if time.monotonic() >= self._lag_due:
             self._update_lag()
+
+    def _check_topic(self) -> None:
+        """Say so, with backoff, while the group has nothing to hand out: no such topic.
+
+        Without this a consumer of a misspelt topic is a silent, idle member.
+        """
+        if self._client.assignment() or time.monotonic() < self._topic_check_due:
+            return
+        if self._client.partitions_for_topic(self._settings.topic):
+            self._topic_missing, self._topic_attempt = False, 0
+            return
+        self._topic_missing = True
+        self._topic_attempt += 1
+        delay = min(30.0, 0.5 * 2**self._topic_attempt)
+        self._topic_check_due = time.monotonic() + delay
+        self._log.error("topic.unavailable", topic=self._settings.topic, retry_in_s=delay)
 
     def _process_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         """Process a batch, within half of max.poll.interval.ms, and commit what was done.
