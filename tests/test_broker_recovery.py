@@ -48,3 +48,23 @@ def test_consumer_and_producer_recover_when_the_broker_arrives(
     finally:
         localkafka.stop(tmp_path)
     assert "Traceback" not in consumer.output() + producer.output()
+
+
+def test_a_broker_name_that_does_not_resolve_is_retried_and_named(services: Services) -> None:
+    # .invalid never resolves (RFC 2606); in compose a name resolves only once its
+    # container exists, so the services wait instead of giving up.
+    consumer = services.start(
+        "consumer",
+        KAFKA_BOOTSTRAP_SERVERS="kafka.invalid:9092",
+        KAFKA_TOPIC="t",
+        KAFKA_GROUP_ID="g",
+    )
+    services.wait_until(lambda: len(consumer.events("broker.unavailable")) >= 2, what="two retries")
+
+    assert consumer.get("/readyz")[0] == 503
+    assert consumer.get("/healthz")[0] == 200
+    assert consumer.stop() == 0
+    retry = consumer.events("broker.unavailable")[0]
+    assert "kafka.invalid" in retry["error"] or "resol" in retry["error"].lower(), retry
+    assert [line["level"] for line in consumer.lines].count("error") == 0
+    assert "Traceback" not in consumer.output()

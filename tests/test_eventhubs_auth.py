@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import trustme
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
@@ -155,6 +157,25 @@ def test_untrusted_certificate_is_one_clear_error(
     _assert_one_clear_error(producer)
     assert "KAFKA_SSL_CAFILE" in failure["error"]
     assert "Traceback" not in producer.output()
+
+
+def test_a_ca_that_does_not_match_is_one_clear_error(
+    kafka: Cluster, services: Services, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    _, _, connection_string = kafka.require_sasl_ssl()
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
+    env = _walkthrough_env(kafka, new_topic(1), connection_string)
+    consumer = services.start(
+        "consumer", clean_env=True, **{**env, "KAFKA_SSL_CAFILE": str(other_ca)}
+    )
+
+    assert consumer.process.wait(60) == 1
+    consumer.stop()
+    (failure,) = consumer.events("service.failed")
+    assert failure["reason"] == "tls_verification_failed"
+    _assert_one_clear_error(consumer)
+    assert "Traceback" not in consumer.output()
 
 
 def test_turning_verification_off_works_and_warns(

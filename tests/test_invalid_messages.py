@@ -4,29 +4,47 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from kafka import KafkaProducer
 
+from common import message
 from tests.conftest import Services, seqs
 
 LAG = re.compile(r"^consumer_lag_records\{.*\} \d", flags=re.MULTILINE)
+#: Near the broker's default limit (message.max.bytes, 1 MiB) with room for the batch.
+HUGE = 1_000_000
 HOSTILE = {
     "tombstone": None,
     "not_utf8": b"\xff\xfe\x00binary",
     "not_json": b"plain text from another producer",
     "not_envelope": b'{"hello": "world"}',
 }
+#: Further hostile records: (key, value, reason it is skipped).
+MORE_HOSTILE = [
+    (b"", b"", "not_json"),
+    (None, b"\xff" * HUGE, "not_utf8"),
+    (b"\xff\x00\xfe", b"[1, 2, 3]", "not_envelope"),
+    (b"k" * 10_000, b"\x00" * HUGE, "not_json"),
+]
 
 
 def test_undecodable_messages_are_skipped(
     services: Services, new_topic: Callable[..., str]
 ) -> None:
     topic = new_topic(partitions=1)  # one partition: the hostile ones come first, in order
-    raw = KafkaProducer(bootstrap_servers=services.kafka.bootstrap_servers)
+    raw = KafkaProducer(
+        bootstrap_servers=services.kafka.bootstrap_servers, max_request_size=HUGE + 20_000
+    )
     try:
         for value in HOSTILE.values():
             raw.send(topic, key=b"k", value=value, headers=[("origin", b"test")])
-        raw.send(topic, value=b"")
+        for key, value, _ in MORE_HOSTILE:
+            headers = [("binary", b"\xff\x00"), ("empty", b""), ("origin", b"test")]
+            raw.send(topic, key=key, value=value, headers=headers)
+        # A valid message as big as the broker takes, with a binary key, is processed.
+        _, big = message.encode("hostile", 1, datetime.now(UTC), HUGE)
+        raw.send(topic, key=b"\xff" * 100, value=big, headers=[("bin", b"\x00\xff")])
         raw.flush()
     finally:
         raw.close()
@@ -45,7 +63,10 @@ def test_undecodable_messages_are_skipped(
     assert consumer.stop() == 0
 
     reasons = [e["reason"] for e in consumer.events("message.invalid")]
-    assert reasons == [*HOSTILE, "not_json"]
+    assert reasons == [*HOSTILE, *(reason for _, _, reason in MORE_HOSTILE)]
+    (big_one, *_) = [e for e in consumer.events("message.received") if e["producer"] == "hostile"]
+    assert big_one["seq"] == 1
+    assert len(big_one["content"]) <= 200
     for reason in HOSTILE:
         pattern = rf'consumer_invalid_messages_total{{.*reason="{reason}"}} (\S+)'
         counted = re.search(pattern, metrics)
@@ -54,5 +75,5 @@ def test_undecodable_messages_are_skipped(
     # Skipped messages are timed too: the histogram counts every message handled.
     timed = re.search(r"^messaging_process_duration_seconds_count\{.*\} (\S+)$", metrics, re.M)
     assert timed is not None
-    assert float(timed.group(1)) >= len(HOSTILE) + 1 + 10
+    assert float(timed.group(1)) >= len(HOSTILE) + len(MORE_HOSTILE) + 1 + 10
     assert "Traceback" not in consumer.output()
