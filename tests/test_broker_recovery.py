@@ -11,6 +11,7 @@ import localkafka
 from tests.conftest import Services, seqs
 
 
+@pytest.mark.faults
 @pytest.mark.localkafka
 def test_consumer_and_producer_recover_when_the_broker_arrives(
     services: Services, tmp_path: Path
@@ -50,6 +51,7 @@ def test_consumer_and_producer_recover_when_the_broker_arrives(
     assert "Traceback" not in consumer.output() + producer.output()
 
 
+@pytest.mark.faults
 def test_a_broker_name_that_does_not_resolve_is_retried_and_named(services: Services) -> None:
     # .invalid never resolves (RFC 2606); in compose a name resolves only once its
     # container exists, so the services wait instead of giving up.

@@ -123,6 +123,7 @@ def test_services_with_only_the_walkthrough_variables(
         assert "SharedAccessKey=" not in text
 
 
+@pytest.mark.faults
 def test_wrong_key_is_one_clear_error(
     kafka: Cluster, services: Services, new_topic: Callable[..., str]
 ) -> None:
@@ -142,6 +143,7 @@ def test_wrong_key_is_one_clear_error(
         assert secret not in consumer.output()
 
 
+@pytest.mark.faults
 def test_untrusted_certificate_is_one_clear_error(
     kafka: Cluster, services: Services, new_topic: Callable[..., str]
 ) -> None:
@@ -159,6 +161,7 @@ def test_untrusted_certificate_is_one_clear_error(
     assert "Traceback" not in producer.output()
 
 
+@pytest.mark.faults
 def test_a_ca_that_does_not_match_is_one_clear_error(
     kafka: Cluster, services: Services, new_topic: Callable[..., str], tmp_path: Path
 ) -> None:

@@ -6,10 +6,13 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
 from kafka import KafkaProducer
 
 from common import message
 from tests.conftest import Services, seqs
+
+pytestmark = pytest.mark.faults
 
 LAG = re.compile(r"^consumer_lag_records\{.*\} \d", flags=re.MULTILINE)
 #: Near the broker's default limit (message.max.bytes, 1 MiB) with room for the batch.
