@@ -214,6 +214,23 @@ def shared_access_key(connection_string: str) -> str:
     return connection_string.split("SharedAccessKey=")[1].split(";", maxsplit=1)[0]
 
 
+def eventhubs_env(kafka: Cluster, topic: str, group: str = "") -> dict[str, str]:
+    """Service settings for *kafka*'s Event Hubs style listener, by the walkthrough's
+    variables: SASL_SSL, verified TLS, and the connection string's key in play."""
+    address, ca_file, connection_string = kafka.require_sasl_ssl()
+    env = {
+        **service_env(kafka),
+        "KAFKA_BOOTSTRAP_SERVERS": "",  # blank is unset: EVENTHUBS_BROKER counts
+        "EVENTHUBS_CONNECTION_STRING": connection_string,
+        "EVENTHUBS_BROKER": address,
+        "EVENTHUBS_TOPIC": topic,
+        "KAFKA_SSL_CAFILE": str(ca_file),
+    }
+    if group:
+        env["EVENTHUBS_CONSUMER_GROUPID"] = group
+    return env
+
+
 class Services(ServiceGroup):
     """The services of one test, against the test broker."""
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import Services, seqs
+from tests.conftest import Services, eventhubs_env, seqs
 
 pytestmark = pytest.mark.faults
 
@@ -50,8 +50,9 @@ def test_scrapes_and_garbage_do_not_disturb_consuming(
     services: Services, new_topic: Callable[..., str]
 ) -> None:
     topic = new_topic(partitions=2)
-    consumer = services.start("consumer", KAFKA_TOPIC=topic, KAFKA_GROUP_ID=f"g-{topic}")
-    producer = services.start("producer", KAFKA_TOPIC=topic, PRODUCER_RATE="100")
+    env = eventhubs_env(services.kafka, topic, f"g-{topic}")
+    consumer = services.start("consumer", clean_env=True, **env)
+    producer = services.start("producer", clean_env=True, PRODUCER_RATE="100", **env)
     services.wait_until(lambda: seqs(consumer, "message.received"), what="consuming")
     port = consumer.metrics_port
 

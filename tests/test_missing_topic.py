@@ -9,15 +9,16 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from tests.conftest import Services, seqs
+from tests.conftest import Services, eventhubs_env, seqs
 
 pytestmark = pytest.mark.faults
 
 
 def test_services_wait_for_a_missing_topic(services: Services) -> None:
     topic = f"later-{uuid.uuid4().hex[:8]}"
-    consumer = services.start("consumer", KAFKA_TOPIC=topic, KAFKA_GROUP_ID=f"g-{topic}")
-    producer = services.start("producer", KAFKA_TOPIC=topic, PRODUCER_RATE="50")
+    env = eventhubs_env(services.kafka, topic, f"g-{topic}")
+    consumer = services.start("consumer", clean_env=True, **env)
+    producer = services.start("producer", clean_env=True, PRODUCER_RATE="50", **env)
 
     services.wait_until(
         lambda: producer.events("topic.unavailable") and consumer.events("topic.unavailable"),

@@ -14,7 +14,7 @@ import pytest
 
 import localkafka
 from localkafka.services import ServiceProcess
-from tests.conftest import OwnBroker, Services, seqs, service_env, shared_access_key
+from tests.conftest import OwnBroker, Services, eventhubs_env, seqs, shared_access_key
 
 pytestmark = [pytest.mark.faults, pytest.mark.localkafka]
 
@@ -34,13 +34,7 @@ def test_nothing_lost_through_scaling_a_crash_and_a_broker_restart(
     localkafka.create_topic(broker, TOPIC, partitions=PARTITIONS)
     # The Event Hubs path throughout: SASL_SSL, verified TLS, the key in play.
     env = {
-        **service_env(own_broker.cluster),
-        "KAFKA_BOOTSTRAP_SERVERS": "",  # blank is unset: EVENTHUBS_BROKER below counts
-        "EVENTHUBS_CONNECTION_STRING": broker.connection_string,
-        "EVENTHUBS_BROKER": broker.sasl_ssl,
-        "EVENTHUBS_TOPIC": TOPIC,
-        "EVENTHUBS_CONSUMER_GROUPID": "loss-test",
-        "KAFKA_SSL_CAFILE": str(broker.ca_file),
+        **eventhubs_env(own_broker.cluster, TOPIC, "loss-test"),
         # Real work takes time: the kill below lands in the middle of a batch.
         "CONSUMER_SIMULATED_WORK_MS": "20",
     }

@@ -7,7 +7,14 @@ import re
 import pytest
 
 import localkafka
-from tests.conftest import OwnBroker, Services, seqs, topic_seqs
+from tests.conftest import (
+    OwnBroker,
+    Services,
+    eventhubs_env,
+    seqs,
+    shared_access_key,
+    topic_seqs,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.localkafka]
 
@@ -17,10 +24,11 @@ ERRORS = re.compile(r"^producer_send_errors_total\{.*\} (\S+)$", re.MULTILINE)
 def test_producer_rides_out_a_broker_outage(services: Services, own_broker: OwnBroker) -> None:
     address = own_broker.broker.plaintext
     localkafka.create_topic(own_broker.broker, "outage", partitions=3)
+    services.secrets |= {shared_access_key(own_broker.broker.connection_string)}
     producer = services.start(
         "producer",
-        KAFKA_BOOTSTRAP_SERVERS=address,
-        KAFKA_TOPIC="outage",
+        clean_env=True,
+        **eventhubs_env(own_broker.cluster, "outage"),
         PRODUCER_RATE="50",
         # Short, so that the outage outlasts it and sends fail instead of only waiting.
         KAFKA_DELIVERY_TIMEOUT_MS="3000",

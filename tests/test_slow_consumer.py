@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import Services, seqs
+from tests.conftest import Services, eventhubs_env, seqs
 
 pytestmark = pytest.mark.faults
 
@@ -20,8 +20,8 @@ def test_slow_processing_keeps_the_partitions(
     # 40 messages of 150 ms are 6 s of work: three poll intervals of 2 s.
     consumer = services.start(
         "consumer",
-        KAFKA_TOPIC=topic,
-        KAFKA_GROUP_ID=f"g-{topic}",
+        clean_env=True,
+        **eventhubs_env(services.kafka, topic, f"g-{topic}"),
         KAFKA_MAX_POLL_INTERVAL_MS="2000",
         CONSUMER_SIMULATED_WORK_MS="150",
     )
