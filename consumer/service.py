@@ -53,6 +53,8 @@ class ConsumerService:
         self._latency = metrics.END_TO_END.labels(settings.topic)
         self._lag_due = 0.0
         self._max_records = settings.max_poll_records
+        # Half the poll interval: the rest is slack for the commit and the next poll.
+        self._batch_budget_s = settings.max_poll_interval_ms / 2000
         self._topic_missing = False
         self._topic_attempt = 0
         self._topic_check_due = 0.0
@@ -94,7 +96,11 @@ class ConsumerService:
 
         Without this a consumer of a misspelt topic is a silent, idle member.
         """
-        if self._client.assignment() or time.monotonic() < self._topic_check_due:
+        if self._client.assignment():
+            # Assigned, however kafka-python learnt of the topic: it exists.
+            self._topic_missing, self._topic_attempt = False, 0
+            return
+        if time.monotonic() < self._topic_check_due:
             return
         if self._client.partitions_for_topic(self._settings.topic):
             self._topic_missing, self._topic_attempt = False, 0
@@ -115,7 +121,7 @@ class ConsumerService:
         fewer records until they fit.
         """
         started = time.monotonic()
-        deadline = started + self._settings.max_poll_interval_ms / 2000
+        deadline = started + self._batch_budget_s
         returned = sum(len(records) for records in batch.values())
         handled = 0
         for partition, records in batch.items():
@@ -137,7 +143,6 @@ class ConsumerService:
         self._fit_batch_size(handled, returned, time.monotonic() - started)
 
     def _fit_batch_size(self, handled: int, returned: int, took_s: float) -> None:
-        budget_s = self._settings.max_poll_interval_ms / 2000
         if handled < returned and not self._shutdown.requested:
             # Half of what fitted, so the next batches leave room for a slower message.
             self._max_records = max(1, handled // 2)
@@ -149,7 +154,8 @@ class ConsumerService:
                 max_poll_interval_ms=self._settings.max_poll_interval_ms,
                 max_records=self._max_records,
             )
-        elif took_s < budget_s / 4 and self._max_records < self._settings.max_poll_records:
+        elif took_s < self._batch_budget_s / 4:
+            # Fast again: grow back towards KAFKA_MAX_POLL_RECORDS.
             self._max_records = min(self._settings.max_poll_records, self._max_records * 2)
 
     def _process(self, record: Any) -> None:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from common import message
 from common.config import ProducerSettings
@@ -161,7 +161,7 @@ class ProducerService:
             first_seq=abandoned[0],
             last_seq=abandoned[-1],
         )
-        stalled = KafkaError("the Kafka client left the send unanswered; client replaced")
+        stalled = KafkaTimeoutError("the Kafka client left the send unanswered; client replaced")
         for seq in abandoned:
             self._count_failure(seq, stalled)
         self._close_client(timeout=0)
