@@ -6,9 +6,10 @@ duplicate (re-delivery); the timestamp gives end-to-end latency.
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 
 class InvalidMessage(ValueError):
@@ -19,25 +20,43 @@ class InvalidMessage(ValueError):
         super().__init__(reason)
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):
+    # A NamedTuple, not a frozen dataclass: one is made per message received,
+    # and a frozen dataclass takes several times longer to build.
     producer: str
     seq: int
     sent_at: datetime
 
 
 def encode(producer: str, seq: int, sent_at: datetime, size: int) -> tuple[bytes, bytes]:
-    """Key and value for message *seq*; the value is padded to *size* bytes when it can be.
+    """Key and value for message *seq* sent at *sent_at* (UTC), padded to *size* bytes if it can be.
 
-    Like the walkthrough, key and value carry the timestamp.
+    Like the walkthrough, key and value carry the timestamp. The value is the
+    compact JSON ``json.dumps`` would write, formatted directly: this runs once
+    per message sent, and is three times faster than building and dumping a dict.
     """
-    stamp = sent_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
-    body = {"producer": producer, "seq": seq, "ts": stamp, "value": f"value-{stamp}"}
-    value = json.dumps(body, separators=(",", ":")).encode()
-    if len(value) < size:
-        body["pad"] = "x" * max(0, size - len(value) - len(',"pad":""'))
-        value = json.dumps(body, separators=(",", ":")).encode()
-    return f"key-{stamp}".encode(), value
+    stamp = _STAMP % (
+        sent_at.year,
+        sent_at.month,
+        sent_at.day,
+        sent_at.hour,
+        sent_at.minute,
+        sent_at.second,
+        sent_at.microsecond,
+    )
+    value = f'{{"producer":{_quoted(producer)},"seq":{seq:d},"ts":"{stamp}","value":"value-{stamp}"'
+    # Room left for the closing brace; padding adds ',"pad":"..."' before it.
+    short = size - len(value) - 1
+    if short > 0:
+        value += ',"pad":"' + "x" * max(0, short - len(_PAD_FIELD)) + '"'
+    return f"key-{stamp}".encode(), (value + "}").encode()
+
+
+#: An ISO 8601 UTC timestamp with microseconds, as ``isoformat`` writes it, but faster.
+_STAMP = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
+_PAD_FIELD = ',"pad":""'
+#: Producer ids are few and long-lived; quote each once.
+_quoted = functools.lru_cache(maxsize=16)(json.dumps)
 
 
 def decode(value: bytes | None) -> Envelope:
@@ -63,4 +82,4 @@ def decode(value: bytes | None) -> Envelope:
         raise InvalidMessage("not_envelope") from None
     if sent_at.tzinfo is None:
         sent_at = sent_at.replace(tzinfo=UTC)
-    return Envelope(producer=producer, seq=seq, sent_at=sent_at)
+    return Envelope(producer, seq, sent_at)

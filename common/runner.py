@@ -23,6 +23,10 @@ from common.shutdown import Shutdown
 EXIT_CONFIG = 2
 #: Exit status when the broker refuses us or the metrics port cannot be bound.
 EXIT_REFUSED = 1
+#: How long a thread may hold the GIL while another waits (Python's default: 5 ms).
+#: kafka-python's IO thread sends and completes every batch; handing it the GIL
+#: sooner raised our producer's throughput by about 15% (see bench/README.md).
+GIL_SWITCH_INTERVAL_S = 0.001
 
 S = TypeVar("S", bound=KafkaSettings)
 
@@ -48,6 +52,7 @@ def main(
     if settings.uses_tls and not settings.ssl_verify:
         log.warning("tls.verification_disabled", setting="KAFKA_SSL_VERIFY=false")
 
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     shutdown = Shutdown()
     shutdown.install()
     health = Health()

@@ -10,7 +10,6 @@ re-delivered by a rebalance or a clean stop.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -183,7 +182,8 @@ class ConsumerService:
         if self._work_s:
             self._shutdown.wait(self._work_s)
         self._consumed.inc()
-        self._latency.observe(max(0.0, (datetime.now(UTC) - envelope.sent_at).total_seconds()))
+        # Epoch seconds, not datetimes: this runs once per message.
+        self._latency.observe(max(0.0, time.time() - envelope.sent_at.timestamp()))
         if self._sample():
             self._log.info(
                 "message.received",

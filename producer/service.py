@@ -10,6 +10,7 @@ failed, and replaces the client.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import socket
@@ -132,10 +133,13 @@ class ProducerService:
             future = self._client.send(self._topic, key=key, value=value)
         except KafkaError as exc:
             # Raised before the record was queued (no metadata or buffer space in time).
-            self._failed(seq, exc)
+            if self._answered(seq):
+                self._count_failure(seq, exc)
             return
-        future.add_callback(self._delivered, seq, started, len(key) + len(value))
-        future.add_errback(self._failed, seq)
+        # One bound callable for both outcomes: this runs per message, on the hot path.
+        answer = functools.partial(self._answer, seq, started, len(key) + len(value))
+        future.add_callback(answer)
+        future.add_errback(answer)
 
     def _answered(self, seq: int) -> bool:
         """Take *seq* off the pending list; False if it was answered already."""
@@ -168,11 +172,15 @@ class ProducerService:
         # None only when a stop was requested meanwhile; the loop then ends.
         self._client = self._connect()
 
-    # The two callbacks run on kafka-python's IO thread.
+    # Runs on kafka-python's IO thread.
 
-    def _delivered(self, seq: int, started: float, size: int, record: Any) -> None:
+    def _answer(self, seq: int, started: float, size: int, outcome: Any) -> None:
         if not self._answered(seq):
             return
+        if isinstance(outcome, BaseException):
+            self._count_failure(seq, outcome)
+            return
+        record = outcome
         self._latency.observe(time.perf_counter() - started)
         self._sent.inc()
         self._sent_bytes.inc(size)
@@ -185,10 +193,6 @@ class ProducerService:
                 offset=record.offset,
                 seq=seq,
             )
-
-    def _failed(self, seq: int, exc: BaseException) -> None:
-        if self._answered(seq):
-            self._count_failure(seq, exc)
 
     def _count_failure(self, seq: int, exc: BaseException) -> None:
         error_type = type(exc).__name__
