@@ -108,7 +108,7 @@ def consumer_args(settings: ConsumerSettings) -> dict[str, Any]:
         auto_offset_reset=settings.auto_offset_reset,
         partition_assignment_strategy=(_ASSIGNORS[settings.assignment_strategy],),
         session_timeout_ms=settings.session_timeout_ms,
-        heartbeat_interval_ms=min(3_000, settings.session_timeout_ms // 3),
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_records=settings.max_poll_records,
         max_poll_interval_ms=settings.max_poll_interval_ms,
     )

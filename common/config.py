@@ -371,6 +371,14 @@ class ConsumerSettings(KafkaSettings):
         default=30_000,
         ge=1_000,
     )
+    heartbeat_interval_ms: int = env(
+        "KAFKA_HEARTBEAT_INTERVAL_MS",
+        description="How often the consumer tells the group it is alive; a consumer "
+        "learns of a rebalance on its next heartbeat, so this bounds how soon "
+        "partitions move when a consumer joins or leaves",
+        default=500,
+        ge=100,
+    )
     max_poll_records: int = env(
         "KAFKA_MAX_POLL_RECORDS",
         description="Most messages handled between two commits",
@@ -391,6 +399,16 @@ class ConsumerSettings(KafkaSettings):
         default=0.0,
         ge=0,
     )
+
+    @model_validator(mode="after")
+    def _check_heartbeat(self) -> Self:
+        # The broker rejects a JoinGroup otherwise; say so before connecting.
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError(
+                f"KAFKA_HEARTBEAT_INTERVAL_MS={self.heartbeat_interval_ms} must be less than "
+                f"KAFKA_SESSION_TIMEOUT_MS ({self.session_timeout_ms})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_eventhubs_consumer(self) -> Self:
