@@ -36,6 +36,11 @@ FLUSH_TIMEOUT_S = 5.0
 _TICK_S = 0.5
 #: Slack on top of the client's own deadline before a send counts as unanswered.
 STALL_GRACE_S = 5.0
+#: Most sends left unanswered before the loop waits for answers. Without a
+#: bound, a producer at rate 0 queued far faster than kafka-python's IO thread
+#: could deliver (it had the GIL less): memory grew without end and messages
+#: waited seconds in the queue.
+MAX_UNANSWERED = 5_000
 
 
 def producer_id() -> str:
@@ -68,6 +73,9 @@ class ProducerService:
         # seq -> when it was sent, until the client answers; shared with the IO thread.
         self._pending: dict[int, float] = {}
         self._pending_lock = threading.Lock()
+        # Set by the IO thread once the unanswered sends drop to half the bound.
+        self._room = threading.Event()
+        self._room.set()
         self._stall_after_s = (
             settings.delivery_timeout_ms + settings.effective_request_timeout_ms
         ) / 1000 + STALL_GRACE_S
@@ -118,6 +126,13 @@ class ProducerService:
                     continue
                 # After a stall (a blocked send, a paused VM) resume the rate, do not burst.
                 next_at = max(next_at + interval, time.monotonic() - 1.0)
+            if len(self._pending) >= MAX_UNANSWERED:
+                self._room.clear()
+                # Re-checked after clearing, so an answer in between is not missed.
+                if len(self._pending) >= MAX_UNANSWERED:
+                    self._room.wait(_TICK_S)
+                    self._check_stalled()
+                    continue
             seq += 1
             self._send(seq)
             self._check_stalled()
@@ -144,7 +159,10 @@ class ProducerService:
     def _answered(self, seq: int) -> bool:
         """Take *seq* off the pending list; False if it was answered already."""
         with self._pending_lock:
-            return self._pending.pop(seq, None) is not None
+            found = self._pending.pop(seq, None) is not None
+            if not self._room.is_set() and len(self._pending) <= MAX_UNANSWERED // 2:
+                self._room.set()
+            return found
 
     def _check_stalled(self) -> None:
         now = time.perf_counter()
