@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck pytest install jars broker-prereqs promtool demo clean
+.PHONY: test lint typecheck pytest install jars broker-prereqs promtool demo bench clean
 
 test: broker-prereqs lint typecheck pytest
 
@@ -54,6 +54,12 @@ pytest: install jars promtool
 # The walkthrough's story without Docker: about a minute, Ctrl+C stops it cleanly.
 demo: install jars
 	$(BIN)/python -m demo
+
+# Figures, not tests: about 15 minutes on one broker of its own; writes
+# bench/results/latest.json and prints the README's Performance tables.
+# One case: .venv/bin/python -m bench handover --rounds 5
+bench: install jars
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache *.egg-info

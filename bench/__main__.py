@@ -1,0 +1,88 @@
+"""``python -m bench [case ...]``: wires a broker, the cases and the report together."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import localkafka
+from bench.handover import handover_case, strategies_case
+from bench.latency import latency_case
+from bench.memory import memory_case
+from bench.report import machine, markdown, write_json
+from bench.throughput import consumer_case, producer_case
+
+CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
+    "producer": producer_case,
+    "consumer": consumer_case,
+    "latency": latency_case,
+    "handover": handover_case,
+    "memory": memory_case,
+}
+#: Run only when named: the comparison behind the default assignment strategy.
+EXTRA_CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
+    "strategies": strategies_case,
+}
+DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark the services against bare kafka-python and the Java client "
+        "on a Kafka broker started for the run.",
+    )
+    parser.add_argument(
+        "cases",
+        nargs="*",
+        metavar="case",
+        help=f"any of {', '.join(CASES | EXTRA_CASES)} (default: all but strategies)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per case (default: 3)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply message counts and durations, e.g. 0.1 for a smoke run",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help="where the JSON goes (default: bench/results/latest.json)",
+    )
+    args = parser.parse_args(argv)
+    known = CASES | EXTRA_CASES
+    if unknown := [c for c in args.cases if c not in known]:
+        parser.error(f"unknown case {', '.join(unknown)}; choose from {', '.join(known)}")
+    chosen = args.cases or list(CASES)
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "rounds": args.rounds,
+        "scale": args.scale,
+        "cases": {},
+        "took_s": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as data_dir:
+        broker = localkafka.start(Path(data_dir), bind_to_parent=True)
+        try:
+            for name in chosen:
+                started = time.monotonic()
+                print(f"bench: {name} ...", file=sys.stderr, flush=True)
+                results["cases"][name] = known[name](broker.plaintext, args.rounds, args.scale)
+                results["took_s"][name] = round(time.monotonic() - started, 1)
+        finally:
+            localkafka.stop(Path(data_dir))
+    write_json(args.output, results)
+    print(markdown(results))
+    print(f"\nfigures written to {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

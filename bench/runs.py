@@ -1,0 +1,87 @@
+"""What every case needs to start and read one run: topics, environments, timestamps, memory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+#: Partitions of every benchmark topic, as in the walkthrough.
+PARTITIONS = 10
+
+
+def service_env(bootstrap: str, topic: str, **settings: str) -> dict[str, str]:
+    """The environment of a service (or a bare loop) on the benchmark broker."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_TOPIC": topic,
+        "METRICS_HOST": "127.0.0.1",
+        "METRICS_PORT": "0",
+        "LOG_FORMAT": "json",
+        **settings,
+    }
+
+
+@contextmanager
+def fresh_topic(bootstrap: str, prefix: str, partitions: int = PARTITIONS) -> Iterator[str]:
+    """A new topic for one run, deleted afterwards so the broker's disk stays small."""
+    name = f"bench-{prefix}-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, partitions, 1)])
+        yield name
+    finally:
+        try:
+            admin.delete_topics([name])
+        finally:
+            admin.close()
+
+
+def stamp(line: dict[str, Any]) -> float:
+    """A log line's timestamp as seconds since the epoch."""
+    return datetime.fromisoformat(line["timestamp"]).timestamp()
+
+
+def rss_mib(pid: int) -> dict[str, float]:
+    """Resident memory now and at its peak (VmRSS, VmHWM), in MiB."""
+    fields: dict[str, float] = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = round(int(value.split()[0]) / 1024, 1)
+    return {"rss_mib": fields["VmRSS"], "peak_rss_mib": fields["VmHWM"]}
+
+
+def bare(loop: str, env: dict[str, str], *arguments: str, timeout: float = 600) -> dict[str, Any]:
+    """Run ``python -m bench.bare`` in a process of its own; its JSON answer."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.bare", loop, *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"bench.bare {loop} exited {result.returncode}: {result.stderr[-2000:]}")
+    answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def rate_from_samples(lines: list[dict[str, Any]], every: int, skip: int) -> tuple[int, float]:
+    """Messages and seconds between sampled log lines, after the first *skip* lines.
+
+    With ``LOG_MESSAGE_EVERY=every`` a service logs the 1st, (every+1)th ...
+    message, so consecutive lines are exactly *every* messages apart.
+    """
+    first, last = lines[skip], lines[-1]
+    return (len(lines) - 1 - skip) * every, stamp(last) - stamp(first)

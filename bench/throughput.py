@@ -1,0 +1,177 @@
+"""Cases 1 and 2: producer and consumer throughput, Java vs bare kafka-python vs ours.
+
+Each contender is a process of its own on the same broker and topic layout,
+and each is timed from the end of a warm-up to its last message: the Java
+tools by their own summary, the bare loops by their clock, our services by
+the timestamps of their sampled ``message.sent``/``message.received`` lines.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import java
+from bench.runs import bare, fresh_topic, rate_from_samples, rss_mib, service_env
+from bench.stats import alternate, summary
+from common import message
+from common.client import producer_args
+from common.config import ProducerSettings, load
+from localkafka.services import ServiceGroup
+
+CONTENDERS = ("java", "bare", "ours")
+#: Our services log one message in this many, as in production at these rates.
+LOG_EVERY = 1000
+#: Messages per run by value size: long enough that start-up does not count.
+PYTHON_MESSAGES = {100: 200_000, 1024: 100_000}
+JAVA_MESSAGES = {100: 1_000_000, 1024: 400_000}
+CONSUMER_MESSAGES = 300_000
+#: The first messages of each Python run are a warm-up, left out of the timing.
+WARMUP_FRACTION = 0.1
+
+
+def envelope_size(message_size: int) -> tuple[int, int]:
+    """Key and value bytes of our producer's message at PRODUCER_MESSAGE_SIZE."""
+    key, value = message.encode("vm-1234567-abcd", 1_000_000, datetime.now(UTC), message_size)
+    return len(key), len(value)
+
+
+def _ours_produce(bootstrap: str, topic: str, size: int, count: int) -> dict[str, Any]:
+    warmup = int(count * WARMUP_FRACTION)
+    group = ServiceGroup(service_env(bootstrap, topic))
+    service = group.start(
+        "producer",
+        PRODUCER_RATE="0",
+        PRODUCER_MESSAGE_SIZE=str(size),
+        LOG_MESSAGE_EVERY=str(LOG_EVERY),
+    )
+    try:
+        lines_wanted = (warmup + count) // LOG_EVERY
+        group.wait_until(lambda: len(service.events("message.sent")) >= lines_wanted, 600)
+        memory = rss_mib(service.pid)
+    finally:
+        service.stop()
+    sent, seconds = rate_from_samples(
+        service.events("message.sent")[:lines_wanted], LOG_EVERY, warmup // LOG_EVERY
+    )
+    return {"messages_per_s": sent / seconds, **memory}
+
+
+def _producer_run(bootstrap: str, contender: str, size: int, scale: float) -> dict[str, Any]:
+    key_size, value_size = envelope_size(size)
+    python_count = int(PYTHON_MESSAGES[size] * scale)
+    with fresh_topic(bootstrap, f"produce-{contender}") as topic:
+        if contender == "java":
+            settings = load(ProducerSettings, {"bootstrap_servers": bootstrap, "topic": topic})
+            result: dict[str, Any] = java.produce(
+                producer_args(settings),
+                topic,
+                int(JAVA_MESSAGES[size] * scale),
+                record_size=value_size,
+            )
+        elif contender == "bare":
+            answer = bare(
+                "produce",
+                service_env(bootstrap, topic),
+                f"--count={python_count}",
+                f"--warmup={int(python_count * WARMUP_FRACTION)}",
+                f"--key-size={key_size}",
+                f"--value-size={value_size}",
+            )
+            result = {"messages_per_s": answer["messages"] / answer["seconds"]}
+        else:
+            result = _ours_produce(bootstrap, topic, size, python_count)
+    result["mb_per_s"] = result["messages_per_s"] * value_size / 1e6
+    return result
+
+
+def producer_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, Any]:
+    """Case 1: messages/s and MB/s sending with acks=all, per value size."""
+    by_size: dict[str, Any] = {}
+    for size in (100, 1024):
+        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in CONTENDERS}
+        for _, contender in alternate(CONTENDERS, rounds):
+            runs[contender].append(_producer_run(bootstrap, contender, size, scale))
+        key_size, value_size = envelope_size(size)
+        by_size[f"{size}B"] = _compare(runs) | {"key_bytes": key_size, "value_bytes": value_size}
+    return by_size
+
+
+def _compare(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Summaries per contender and the ratios of the medians; the runs are kept too."""
+    result: dict[str, Any] = {}
+    for contender, measured in runs.items():
+        result[contender] = {
+            "messages_per_s": summary((r["messages_per_s"] for r in measured), 0),
+            "mb_per_s": summary((r["mb_per_s"] for r in measured), 2),
+            "runs": [{k: round(v, 3) for k, v in r.items()} for r in measured],
+        }
+    median = {c: result[c]["messages_per_s"]["median"] for c in runs}
+    result["ours_vs_bare"] = round(median["ours"] / median["bare"], 3)
+    result["ours_vs_java"] = round(median["ours"] / median["java"], 3)
+    result["bare_vs_java"] = round(median["bare"] / median["java"], 3)
+    return result
+
+
+def _ours_consume(bootstrap: str, topic: str, total: int, warmup: int) -> dict[str, Any]:
+    group = ServiceGroup(service_env(bootstrap, topic))
+    service = group.start(
+        "consumer",
+        KAFKA_GROUP_ID=f"ours-{uuid.uuid4().hex[:8]}",
+        KAFKA_AUTO_OFFSET_RESET="earliest",
+        LOG_MESSAGE_EVERY=str(LOG_EVERY),
+    )
+    try:
+        lines_wanted = total // LOG_EVERY
+        group.wait_until(lambda: len(service.events("message.received")) >= lines_wanted, 600)
+        memory = rss_mib(service.pid)
+    finally:
+        service.stop()
+    received, seconds = rate_from_samples(
+        service.events("message.received")[:lines_wanted], LOG_EVERY, warmup // LOG_EVERY
+    )
+    return {"messages_per_s": received / seconds, **memory}
+
+
+def _consumer_run(bootstrap: str, topic: str, contender: str, total: int) -> dict[str, Any]:
+    warmup = int(total * WARMUP_FRACTION)
+    group_id = f"{contender}-{uuid.uuid4().hex[:8]}"
+    if contender == "java":
+        result: dict[str, Any] = {"messages_per_s": java.consume(bootstrap, topic, total, group_id)}
+    elif contender == "bare":
+        answer = bare(
+            "consume",
+            service_env(bootstrap, topic, KAFKA_GROUP_ID=group_id),
+            f"--count={total - warmup}",
+            f"--warmup={warmup}",
+        )
+        result = {"messages_per_s": answer["messages"] / answer["seconds"]}
+    else:
+        result = _ours_consume(bootstrap, topic, total, warmup)
+    return result
+
+
+def consumer_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, Any]:
+    """Case 2: messages/s reading a topic filled beforehand with our producer's messages."""
+    total = int(CONSUMER_MESSAGES * scale)
+    _, value_size = envelope_size(100)
+    with fresh_topic(bootstrap, "consume") as topic, tempfile.TemporaryDirectory() as tmp:
+        # Java fills the topic fast, with values our consumer accepts: real envelopes.
+        payloads = Path(tmp) / "payloads.txt"
+        payloads.write_text(
+            "\n".join(
+                message.encode(f"prefill-{i:04d}", i, datetime.now(UTC), 100)[1].decode()
+                for i in range(1000)
+            )
+        )
+        settings = load(ProducerSettings, {"bootstrap_servers": bootstrap, "topic": topic})
+        java.produce(producer_args(settings), topic, total, payload_file=payloads)
+        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in CONTENDERS}
+        for _, contender in alternate(CONTENDERS, rounds):
+            run = _consumer_run(bootstrap, topic, contender, total)
+            run["mb_per_s"] = run["messages_per_s"] * value_size / 1e6
+            runs[contender].append(run)
+    return _compare(runs) | {"messages": total, "value_bytes": value_size}

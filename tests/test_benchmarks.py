@@ -1,0 +1,119 @@
+"""`make bench` works: every case runs and writes its figures, and the tools' output is read right.
+
+The figures themselves are never judged here: benchmarks report, they do not
+fail CI for being slow. A smoke run at a twentieth of the real length checks
+that the harness still starts its broker, drives all three contenders and
+writes the JSON the README's tables come from.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import java
+from bench.runs import rate_from_samples
+from bench.stats import alternate, percentile, summary
+from tests.conftest import REPO
+
+#: The last lines of ProducerPerformance and ConsumerPerformance from Kafka 4.1.1.
+PRODUCER_OUTPUT = """\
+1000000 records sent, 232774.7 records/sec (26.64 MB/sec), 138.26 ms avg latency, \
+547.00 ms max latency, 83 ms 50th, 448 ms 95th, 468 ms 99th, 538 ms 99.9th.
+"""
+CONSUMER_OUTPUT = """\
+start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, \
+rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
+2026-11-24 21:23:31:594, 2026-11-24 21:23:32:391, 28.8326, 36.1765, 200220, 251217.0640, \
+326, 471, 61.2158, 425095.5414
+"""
+
+
+def test_java_tool_summaries_are_read() -> None:
+    assert java.parse_producer_output("warming up\n" + PRODUCER_OUTPUT) == {
+        "messages": 1_000_000,
+        "messages_per_s": 232774.7,
+        "avg_latency_ms": 138.26,
+    }
+    # The rate once the group is joined, like the other contenders' clocks.
+    assert java.parse_consumer_output(CONSUMER_OUTPUT) == 425095.5414
+    with pytest.raises(java.JavaToolError):
+        java.parse_producer_output("Exception in thread main\n")
+    with pytest.raises(java.JavaToolError):
+        java.parse_consumer_output("start.time, end.time\n")
+
+
+def test_java_gets_our_producer_settings() -> None:
+    args = {
+        "bootstrap_servers": ["127.0.0.1:1", "127.0.0.1:2"],
+        "acks": "all",
+        "enable_idempotence": True,
+        "compression_type": None,
+        "linger_ms": 5,
+        "client_id": "not-a-throughput-setting",
+    }
+    assert java.producer_properties(args) == [
+        "bootstrap.servers=127.0.0.1:1,127.0.0.1:2",
+        "acks=all",
+        "enable.idempotence=true",
+        "linger.ms=5",
+        "compression.type=none",
+    ]
+
+
+def test_statistics() -> None:
+    assert [c for _, c in alternate("AB", 3)] == list("ABABAB")
+    assert summary([10.0, 30.0, 20.0]) == {
+        "median": 20.0,
+        "min": 10.0,
+        "max": 30.0,
+        "spread": 1.0,
+        "n": 3,
+    }
+    samples = sorted(float(x) for x in range(1, 101))
+    assert (percentile(samples, 0.5), percentile(samples, 0.99)) == (50.0, 99.0)
+    assert percentile([7.0], 0.99) == 7.0
+
+
+def test_rate_from_sampled_log_lines() -> None:
+    # One line per 1000 messages, a second apart: 1000 messages/s after the first two lines.
+    lines = [{"timestamp": f"2026-01-01T00:00:{s:02d}Z"} for s in range(6)]
+    assert rate_from_samples(lines, 1000, skip=2) == (3000, 3.0)
+
+
+@pytest.mark.localkafka
+def test_bench_smoke_run_writes_every_case(tmp_path: Path) -> None:
+    output = tmp_path / "latest.json"
+    cases = ["producer", "consumer", "latency", "memory"]
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", *cases, "--rounds=1", "--scale=0.05", f"--output={output}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(output.read_text())
+
+    assert {"date", "cpu", "cores", "kafka_python", "kafka_broker", "java"} <= set(
+        results["machine"]
+    )
+    assert list(results["cases"]) == cases
+    for size in ("100B", "1024B"):
+        figures = results["cases"]["producer"][size]
+        for contender in ("java", "bare", "ours"):
+            assert figures[contender]["messages_per_s"]["median"] > 0
+        assert figures["ours_vs_bare"] > 0
+        assert figures["ours_vs_java"] > 0
+    assert results["cases"]["consumer"]["ours"]["messages_per_s"]["median"] > 0
+    latency = results["cases"]["latency"]
+    assert 0 < latency["p50_ms"]["median"] <= latency["p99_ms"]["median"]
+    assert results["cases"]["memory"]["consumer_load_peak_mib"] > 0
+    # The tables the README's Performance section shows.
+    assert "ours/bare" in run.stdout
+    assert "End-to-end latency" in run.stdout
