@@ -55,7 +55,7 @@ pytest: install jars promtool
 demo: install jars
 	$(BIN)/python -m demo
 
-# Figures, not tests: about 15 minutes on one broker of its own; writes
+# Figures, not tests: about 8 minutes on one broker of its own; writes
 # bench/results/latest.json and prints the README's Performance tables.
 # One case: .venv/bin/python -m bench handover --rounds 5
 bench: install jars

@@ -25,7 +25,7 @@ EXIT_CONFIG = 2
 EXIT_REFUSED = 1
 #: How long a thread may hold the GIL while another waits (Python's default: 5 ms).
 #: kafka-python's IO thread sends and completes every batch; handing it the GIL
-#: sooner raised our producer's throughput by about 15% (see bench/README.md).
+#: sooner raised our producer's throughput by about 15% (README, Performance).
 GIL_SWITCH_INTERVAL_S = 0.001
 
 S = TypeVar("S", bound=KafkaSettings)

@@ -122,20 +122,22 @@ class ConsumerService:
         started = time.monotonic()
         deadline = started + self._batch_budget_s
         returned = sum(len(records) for records in batch.values())
-        handled = 0
+        handled = consumed = 0
         for partition, records in batch.items():
             done = 0
             for record in records:
                 # At least one message per poll, so that even a slow one makes progress.
                 if self._shutdown.requested or (handled and time.monotonic() >= deadline):
                     break
-                self._process(record)
+                consumed += self._process(record)
                 done += 1
                 handled += 1
             if done:
                 self._offsets.processed(partition, records[done - 1].offset + 1)
             if done < len(records) and partition in self._client.assignment():
                 self._client.seek(partition, records[done].offset)
+        # Counted once per batch: a locked increment per message costs more than it says.
+        self._consumed.inc(consumed)
         pending = self._offsets.uncommitted(batch.keys())
         if pending:
             self._client.commit_async(pending, callback=self._on_commit)
@@ -157,15 +159,16 @@ class ConsumerService:
             # Fast again: grow back towards KAFKA_MAX_POLL_RECORDS.
             self._max_records = min(self._settings.max_poll_records, self._max_records * 2)
 
-    def _process(self, record: Any) -> None:
+    def _process(self, record: Any) -> bool:
+        """Handle one message; False if it was skipped as invalid."""
         started = time.perf_counter()
         try:
-            self._handle(record)
+            return self._handle(record)
         finally:
             # Skipping a bad message is processing too: it is timed like the rest.
             self._duration.observe(time.perf_counter() - started)
 
-    def _handle(self, record: Any) -> None:
+    def _handle(self, record: Any) -> bool:
         try:
             envelope = message.decode(record.value)
         except message.InvalidMessage as exc:
@@ -178,10 +181,9 @@ class ConsumerService:
                 reason=exc.reason,
                 size=None if record.value is None else len(record.value),
             )
-            return
+            return False
         if self._work_s:
             self._shutdown.wait(self._work_s)
-        self._consumed.inc()
         # Epoch seconds, not datetimes: this runs once per message.
         self._latency.observe(max(0.0, time.time() - envelope.sent_at.timestamp()))
         if self._sample():
@@ -194,6 +196,7 @@ class ConsumerService:
                 producer=envelope.producer,
                 content=record.value[:CONTENT_CHARS].decode("utf-8", "replace"),
             )
+        return True
 
     def _on_commit(self, offsets: dict[TopicPartition, Any], response: Any) -> None:
         # Runs on the IO thread.
