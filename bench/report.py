@@ -53,6 +53,18 @@ def _rate(figures: dict[str, Any]) -> str:
     return f"{msgs['median']:,.0f} ({mb['median']:.1f} MB/s, ±{msgs['spread'] * 50:.0f}%)"
 
 
+THROUGHPUT_HEADER = ["", "Java client", "bare kafka-python", "ours", "ours/bare", "ours/Java"]
+
+
+def _throughput_row(label: str, case: dict[str, Any]) -> list[str]:
+    return [
+        label,
+        *(_rate(case[c]) for c in ("java", "bare", "ours")),
+        f"{case['ours_vs_bare']:.2f}",
+        f"{case['ours_vs_java']:.2f}",
+    ]
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
@@ -62,33 +74,18 @@ def markdown(results: dict[str, Any]) -> str:
     """The README's Performance tables for whichever cases *results* holds."""
     cases = results["cases"]
     out: list[str] = []
-    throughput_header = ["", "Java client", "bare kafka-python", "ours", "ours/bare", "ours/Java"]
     if "producer" in cases:
         rows = [
-            [
-                f"{size.removesuffix('B')} B asked, {c['value_bytes']} B values",
-                _rate(c["java"]),
-                _rate(c["bare"]),
-                _rate(c["ours"]),
-                f"{c['ours_vs_bare']:.2f}",
-                f"{c['ours_vs_java']:.2f}",
-            ]
+            _throughput_row(f"{size.removesuffix('B')} B asked, {c['value_bytes']} B values", c)
             for size, c in cases["producer"].items()
         ]
         out += ["Producer, messages/s (acks=all, idempotent, linger 5 ms):", ""]
-        out += [*_table(throughput_header, rows), ""]
+        out += [*_table(THROUGHPUT_HEADER, rows), ""]
     if "consumer" in cases:
         c = cases["consumer"]
-        row = [
-            f"{c['messages']:,} messages of {c['value_bytes']} B",
-            _rate(c["java"]),
-            _rate(c["bare"]),
-            _rate(c["ours"]),
-            f"{c['ours_vs_bare']:.2f}",
-            f"{c['ours_vs_java']:.2f}",
-        ]
+        row = _throughput_row(f"{c['messages']:,} messages of {c['value_bytes']} B", c)
         out += ["Consumer, messages/s from a pre-filled topic:", ""]
-        out += [*_table(throughput_header, [row]), ""]
+        out += [*_table(THROUGHPUT_HEADER, [row]), ""]
     if "latency" in cases:
         c = cases["latency"]
         row = [f"{c[k]['median']:.1f} ms" for k in ("p50_ms", "p99_ms", "max_ms")]

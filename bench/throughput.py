@@ -39,25 +39,25 @@ def envelope_size(message_size: int) -> tuple[int, int]:
     return len(key), len(value)
 
 
-def _ours_produce(bootstrap: str, topic: str, size: int, count: int) -> dict[str, Any]:
-    warmup = int(count * WARMUP_FRACTION)
-    group = ServiceGroup(service_env(bootstrap, topic))
-    service = group.start(
-        "producer",
-        PRODUCER_RATE="0",
-        PRODUCER_MESSAGE_SIZE=str(size),
-        LOG_MESSAGE_EVERY=str(LOG_EVERY),
+def _ours(
+    bootstrap: str, topic: str, module: str, total: int, warmup: int, **settings: str
+) -> dict[str, Any]:
+    """Run our *module* until it has logged *total* messages; its rate after *warmup*."""
+    event = "message.sent" if module == "producer" else "message.received"
+    group = ServiceGroup(
+        service_env(bootstrap, topic, LOG_MESSAGE_EVERY=str(LOG_EVERY), **settings)
     )
+    service = group.start(module)
+    lines_wanted = total // LOG_EVERY
     try:
-        lines_wanted = (warmup + count) // LOG_EVERY
-        group.wait_until(lambda: len(service.events("message.sent")) >= lines_wanted, 600)
+        group.wait_until(lambda: len(service.events(event)) >= lines_wanted, 600)
         memory = rss_mib(service.pid)
     finally:
         service.stop()
-    sent, seconds = rate_from_samples(
-        service.events("message.sent")[:lines_wanted], LOG_EVERY, warmup // LOG_EVERY
+    done, seconds = rate_from_samples(
+        service.events(event)[:lines_wanted], LOG_EVERY, warmup // LOG_EVERY
     )
-    return {"messages_per_s": sent / seconds, **memory}
+    return {"messages_per_s": done / seconds, **memory}
 
 
 def _producer_run(bootstrap: str, contender: str, size: int, scale: float) -> dict[str, Any]:
@@ -83,7 +83,16 @@ def _producer_run(bootstrap: str, contender: str, size: int, scale: float) -> di
             )
             result = {"messages_per_s": answer["messages"] / answer["seconds"]}
         else:
-            result = _ours_produce(bootstrap, topic, size, python_count)
+            warmup = int(python_count * WARMUP_FRACTION)
+            result = _ours(
+                bootstrap,
+                topic,
+                "producer",
+                python_count + warmup,
+                warmup,
+                PRODUCER_RATE="0",
+                PRODUCER_MESSAGE_SIZE=str(size),
+            )
     result["mb_per_s"] = result["messages_per_s"] * value_size / 1e6
     return result
 
@@ -116,26 +125,6 @@ def _compare(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return result
 
 
-def _ours_consume(bootstrap: str, topic: str, total: int, warmup: int) -> dict[str, Any]:
-    group = ServiceGroup(service_env(bootstrap, topic))
-    service = group.start(
-        "consumer",
-        KAFKA_GROUP_ID=f"ours-{uuid.uuid4().hex[:8]}",
-        KAFKA_AUTO_OFFSET_RESET="earliest",
-        LOG_MESSAGE_EVERY=str(LOG_EVERY),
-    )
-    try:
-        lines_wanted = total // LOG_EVERY
-        group.wait_until(lambda: len(service.events("message.received")) >= lines_wanted, 600)
-        memory = rss_mib(service.pid)
-    finally:
-        service.stop()
-    received, seconds = rate_from_samples(
-        service.events("message.received")[:lines_wanted], LOG_EVERY, warmup // LOG_EVERY
-    )
-    return {"messages_per_s": received / seconds, **memory}
-
-
 def _consumer_run(bootstrap: str, topic: str, contender: str, total: int) -> dict[str, Any]:
     warmup = int(total * WARMUP_FRACTION)
     group_id = f"{contender}-{uuid.uuid4().hex[:8]}"
@@ -150,7 +139,15 @@ def _consumer_run(bootstrap: str, topic: str, contender: str, total: int) -> dic
         )
         result = {"messages_per_s": answer["messages"] / answer["seconds"]}
     else:
-        result = _ours_consume(bootstrap, topic, total, warmup)
+        result = _ours(
+            bootstrap,
+            topic,
+            "consumer",
+            total,
+            warmup,
+            KAFKA_GROUP_ID=group_id,
+            KAFKA_AUTO_OFFSET_RESET="earliest",
+        )
     return result
 
 
