@@ -132,15 +132,22 @@ def configure(
 
 
 class Sampler:
-    """Decides which of many similar events to log: every Nth, or none for 0."""
+    """Decides which of many similar events to log: every Nth, or none for 0.
+
+    The first of every group of N, so the very first event always shows.
+    Called once per message, so it counts down instead of dividing.
+    """
+
+    __slots__ = ("_every", "_left")
 
     def __init__(self, every: int) -> None:
         self._every = every
-        self._count = 0
+        # Never 0 when sampling is off: counting down from -1 never reaches it.
+        self._left = 1 if every > 0 else -1
 
     def __call__(self) -> bool:
-        if self._every <= 0:
+        self._left -= 1
+        if self._left:
             return False
-        self._count += 1
-        # The first of every group of N, so the very first event always shows.
-        return (self._count - 1) % self._every == 0
+        self._left = self._every
+        return True

@@ -1,19 +1,21 @@
 """The consumer's Prometheus metrics (OpenTelemetry messaging names where one exists)."""
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
+
+from common.histogram import BatchHistogram
 
 CONSUMED = Counter(
     "messaging_client_consumed_messages",
     "Messages received and processed.",
     ["messaging_destination_name", "messaging_consumer_group_name"],
 )
-PROCESS_DURATION = Histogram(
+PROCESS_DURATION = BatchHistogram(
     "messaging_process_duration_seconds",
     "Time spent processing one message.",
     ["messaging_destination_name"],
     buckets=(1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.1, 1),
 )
-END_TO_END = Histogram(
+END_TO_END = BatchHistogram(
     "consumer_end_to_end_latency_seconds",
     "Time from the producer's timestamp in the message to its processing.",
     ["messaging_destination_name"],

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from common.logging import configure
+from common.logging import Sampler, configure
 
 
 def test_a_library_error_is_one_line_without_a_traceback(
@@ -26,3 +26,12 @@ def test_a_library_error_is_one_line_without_a_traceback(
     assert event["error"] == "OSError: socket torn down, [REDACTED]"
     assert "Traceback" not in line
     assert "exception" not in event
+
+
+@pytest.mark.parametrize(
+    ("every", "logged"),
+    [(1, "TTTTTTT"), (3, "T..T..T"), (7, "T......"), (0, ".......")],
+)
+def test_log_message_every_logs_the_first_of_every_n(every: int, logged: str) -> None:
+    sample = Sampler(every)
+    assert "".join("T" if sample() else "." for _ in logged) == logged
