@@ -1,6 +1,8 @@
 """The producer's Prometheus metrics (OpenTelemetry messaging names where one exists)."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
+
+from common.histogram import BatchHistogram
 
 SENT = Counter(
     "messaging_client_sent_messages",
@@ -17,7 +19,7 @@ SENT_BYTES = Counter(
     "Bytes of keys and values the broker acknowledged.",
     ["messaging_destination_name"],
 )
-DELIVERY_DURATION = Histogram(
+DELIVERY_DURATION = BatchHistogram(
     "messaging_client_operation_duration_seconds",
     "Time from send() to the broker's acknowledgement.",
     ["messaging_operation_name", "messaging_destination_name"],

@@ -16,6 +16,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -49,7 +50,13 @@ def producer_id() -> str:
 
 
 class ProducerService:
-    """Sends numbered messages; logs and counts each delivery or failure."""
+    """Sends numbered messages; logs and counts each delivery or failure.
+
+    kafka-python answers each send on its IO thread. The answer is only
+    queued there; the main loop takes the queue between sends and does all
+    the bookkeeping, so no lock is taken per message and the IO thread,
+    which every send waits on, does as little as it can.
+    """
 
     def __init__(
         self,
@@ -70,12 +77,13 @@ class ProducerService:
         self._sent = metrics.SENT.labels(self._topic)
         self._sent_bytes = metrics.SENT_BYTES.labels(self._topic)
         self._latency = metrics.DELIVERY_DURATION.labels("send", self._topic)
-        # seq -> when it was sent, until the client answers; shared with the IO thread.
+        # seq -> when it was sent, until its answer is taken off the queue.
         self._pending: dict[int, float] = {}
-        self._pending_lock = threading.Lock()
-        # Set by the IO thread once the unanswered sends drop to half the bound.
-        self._room = threading.Event()
-        self._room.set()
+        # (seq, when answered, RecordMetadata or exception), filled by the IO thread.
+        self._answers: deque[tuple[int, float, Any]] = deque()
+        # Set by the IO thread on an answer while the loop waits for one.
+        self._answered = threading.Event()
+        self._waiting = False
         self._stall_after_s = (
             settings.delivery_timeout_ms + settings.effective_request_timeout_ms
         ) / 1000 + STALL_GRACE_S
@@ -119,6 +127,8 @@ class ProducerService:
         seq = 0
         while not self._shutdown.requested:
             self._health.beat()
+            if self._answers:
+                self._take_answers()
             if interval:
                 delay = next_at - time.monotonic()
                 if delay > 0:
@@ -127,12 +137,9 @@ class ProducerService:
                 # After a stall (a blocked send, a paused VM) resume the rate, do not burst.
                 next_at = max(next_at + interval, time.monotonic() - 1.0)
             if len(self._pending) >= MAX_UNANSWERED:
-                self._room.clear()
-                # Re-checked after clearing, so an answer in between is not missed.
-                if len(self._pending) >= MAX_UNANSWERED:
-                    self._room.wait(_TICK_S)
-                    self._check_stalled()
-                    continue
+                self._wait_for_answers()
+                self._check_stalled()
+                continue
             seq += 1
             self._send(seq)
             self._check_stalled()
@@ -141,41 +148,80 @@ class ProducerService:
 
     def _send(self, seq: int) -> None:
         key, value = message.encode(self._id, seq, datetime.now(UTC), self._settings.message_size)
-        started = time.perf_counter()
-        with self._pending_lock:
-            self._pending[seq] = started
+        self._pending[seq] = time.perf_counter()
         try:
             future = self._client.send(self._topic, key=key, value=value)
         except KafkaError as exc:
             # Raised before the record was queued (no metadata or buffer space in time).
-            if self._answered(seq):
+            if self._pending.pop(seq, None) is not None:
                 self._count_failure(seq, exc)
             return
         # One bound callable for both outcomes: this runs per message, on the hot path.
-        answer = functools.partial(self._answer, seq, started, len(key) + len(value))
+        answer = functools.partial(self._queue_answer, seq)
         future.add_callback(answer)
         future.add_errback(answer)
 
-    def _answered(self, seq: int) -> bool:
-        """Take *seq* off the pending list; False if it was answered already."""
-        with self._pending_lock:
-            found = self._pending.pop(seq, None) is not None
-            if not self._room.is_set() and len(self._pending) <= MAX_UNANSWERED // 2:
-                self._room.set()
-            return found
+    def _queue_answer(self, seq: int, outcome: Any) -> None:
+        # Runs on kafka-python's IO thread, once per message: queue it and no more.
+        self._answers.append((seq, time.perf_counter(), outcome))
+        if self._waiting:
+            self._answered.set()
+
+    def _wait_for_answers(self) -> None:
+        """Wait, up to a tick, until an answer is queued; then take the queue."""
+        self._waiting = True
+        self._answered.clear()
+        # Checked after clearing, so an answer queued in between is not missed.
+        if not self._answers:
+            self._answered.wait(_TICK_S)
+        self._waiting = False
+        self._take_answers()
+
+    def _take_answers(self) -> None:
+        """Count, time and sample-log every answer queued so far."""
+        answers, pending, sample = self._answers, self._pending, self._sample
+        latencies: list[float] = []
+        sent_bytes = 0
+        ready = False
+        while answers:
+            seq, answered_at, outcome = answers.popleft()
+            started = pending.pop(seq, None)
+            if started is None:
+                # Already counted as failed when its client was given up on.
+                continue
+            if isinstance(outcome, BaseException):
+                self._count_failure(seq, outcome)
+                ready = False
+                continue
+            if not ready:
+                # Ready as of this answer: before its log line, which may be watched for.
+                self._health.set_ready(True)
+                ready = True
+            latencies.append(answered_at - started)
+            sent_bytes += outcome.serialized_key_size + outcome.serialized_value_size
+            if sample():
+                self._log.info(
+                    "message.sent",
+                    topic=outcome.topic,
+                    partition=outcome.partition,
+                    offset=outcome.offset,
+                    seq=seq,
+                )
+        if latencies:
+            self._latency.observe_many(latencies)
+            self._sent.inc(len(latencies))
+            self._sent_bytes.inc(sent_bytes)
 
     def _check_stalled(self) -> None:
         now = time.perf_counter()
         if now < self._stall_check_due:
             return
         self._stall_check_due = now + _TICK_S
-        with self._pending_lock:
-            # Sequence numbers go in in order, so the first one left is the oldest.
-            oldest = next(iter(self._pending.values()), None)
+        # Sequence numbers go in in order, so the first one left is the oldest.
+        oldest = next(iter(self._pending.values()), None)
         if oldest is None or now - oldest < self._stall_after_s:
             return
-        with self._pending_lock:
-            abandoned, self._pending = sorted(self._pending), {}
+        abandoned, self._pending = sorted(self._pending), {}
         self._log.error(
             "producer.stalled",
             unanswered=len(abandoned),
@@ -189,28 +235,6 @@ class ProducerService:
         self._close_client(timeout=0)
         # None only when a stop was requested meanwhile; the loop then ends.
         self._client = self._connect()
-
-    # Runs on kafka-python's IO thread.
-
-    def _answer(self, seq: int, started: float, size: int, outcome: Any) -> None:
-        if not self._answered(seq):
-            return
-        if isinstance(outcome, BaseException):
-            self._count_failure(seq, outcome)
-            return
-        record = outcome
-        self._latency.observe(time.perf_counter() - started)
-        self._sent.inc()
-        self._sent_bytes.inc(size)
-        self._health.set_ready(True)
-        if self._sample():
-            self._log.info(
-                "message.sent",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                seq=seq,
-            )
 
     def _count_failure(self, seq: int, exc: BaseException) -> None:
         error_type = type(exc).__name__
@@ -228,6 +252,8 @@ class ProducerService:
         except KafkaError as exc:
             self._log.warning("producer.flush_failed", error=str(exc))
         self._close_client(timeout=1.0)
+        # Closing answered whatever the flush left: delivered, or failed.
+        self._take_answers()
         self._log.info("producer.closed", took_s=round(time.monotonic() - started, 3))
 
     def _close_client(self, timeout: float) -> None:
