@@ -84,6 +84,7 @@ class ProducerService:
         # Set by the IO thread on an answer while the loop waits for one.
         self._answered = threading.Event()
         self._waiting = False
+        self._wake_at = 0
         self._stall_after_s = (
             settings.delivery_timeout_ms + settings.effective_request_timeout_ms
         ) / 1000 + STALL_GRACE_S
@@ -163,16 +164,23 @@ class ProducerService:
 
     def _queue_answer(self, seq: int, outcome: Any) -> None:
         # Runs on kafka-python's IO thread, once per message: queue it and no more.
-        self._answers.append((seq, time.perf_counter(), outcome))
-        if self._waiting:
+        answers = self._answers
+        answers.append((seq, time.perf_counter(), outcome))
+        if self._waiting and len(answers) >= self._wake_at:
             self._answered.set()
 
     def _wait_for_answers(self) -> None:
-        """Wait, up to a tick, until an answer is queued; then take the queue."""
+        """Wait, up to a tick, until half of the unanswered sends are answered.
+
+        Half, not one: waking for every answer would hand the GIL back and
+        forth with the IO thread once per batch it completes, and the IO
+        thread runs fastest when left alone.
+        """
+        self._wake_at = len(self._pending) - MAX_UNANSWERED // 2
         self._waiting = True
         self._answered.clear()
-        # Checked after clearing, so an answer queued in between is not missed.
-        if not self._answers:
+        # Checked after clearing, so answers queued in between are not missed.
+        if len(self._answers) < self._wake_at:
             self._answered.wait(_TICK_S)
         self._waiting = False
         self._take_answers()
