@@ -56,10 +56,10 @@ demo: install jars
 	$(BIN)/python -m demo
 
 # Figures, not tests: about 8 minutes on one broker of its own; writes
-# bench/results/latest.json and prints the README's Performance tables.
+# bench/results/latest.json and the tables of README.md's Performance section.
 # One case: .venv/bin/python -m bench handover --rounds 5
 bench: install jars
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --readme README.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache *.egg-info

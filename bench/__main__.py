@@ -14,7 +14,7 @@ import localkafka
 from bench.handover import handover_case, strategies_case
 from bench.latency import latency_case
 from bench.memory import memory_case
-from bench.report import machine, markdown, write_json
+from bench.report import machine, markdown, with_tables, write_json
 from bench.throughput import consumer_case, producer_case
 
 CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_OUTPUT,
         help="where the JSON goes (default: bench/results/latest.json)",
     )
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        help="also put the tables into this README, between its bench:tables markers",
+    )
     args = parser.parse_args(argv)
     known = CASES | EXTRA_CASES
     if unknown := [c for c in args.cases if c not in known]:
@@ -79,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             localkafka.stop(Path(data_dir))
     write_json(args.output, results)
-    print(markdown(results))
+    tables = markdown(results)
+    print(tables)
+    if args.readme:
+        args.readme.write_text(with_tables(args.readme.read_text(), tables))
     print(f"\nfigures written to {args.output}", file=sys.stderr)
     return 0
 

@@ -70,10 +70,30 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
+#: Where the README's Performance section holds the tables of the latest run.
+README_MARKERS = ("<!-- bench:tables -->", "<!-- /bench:tables -->")
+
+
+def with_tables(readme: str, tables: str) -> str:
+    """*readme* with *tables* between its markers, in place of what was there."""
+    start, end = README_MARKERS
+    before, found, rest = readme.partition(start)
+    _, found_end, after = rest.partition(end)
+    if not (found and found_end):
+        raise ValueError(f"the README has no {start} ... {end} section")
+    return f"{before}{start}\n{tables}\n{end}{after}"
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The README's Performance tables for whichever cases *results* holds."""
     cases = results["cases"]
-    out: list[str] = []
+    m = results["machine"]
+    out: list[str] = [
+        f"Measured {m['date'][:10]} on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; "
+        f"Python {m['python']}, kafka-python {m['kafka_python']}, Java {m['java']}, "
+        f"Kafka {m['kafka_broker']} broker on the same machine; {results['rounds']} rounds.",
+        "",
+    ]
     if "producer" in cases:
         rows = [
             _throughput_row(f"{size.removesuffix('B')} B asked, {c['value_bytes']} B values", c)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import java
+from bench import java, report
 from bench.runs import rate_from_samples
 from bench.stats import alternate, percentile, summary
 from tests.conftest import REPO
@@ -117,3 +117,17 @@ def test_bench_smoke_run_writes_every_case(tmp_path: Path) -> None:
     # The tables the README's Performance section shows.
     assert "ours/bare" in run.stdout
     assert "End-to-end latency" in run.stdout
+
+
+def test_readme_shows_the_figures_of_the_latest_run() -> None:
+    results = json.loads((REPO / "bench" / "results" / "latest.json").read_text())
+    readme = (REPO / "README.md").read_text()
+    assert report.with_tables(readme, report.markdown(results)) == readme
+
+
+def test_tables_replace_what_stood_between_the_markers() -> None:
+    start, end = report.README_MARKERS
+    readme = f"# Title\n{start}\nold\n{end}\nafter\n"
+    assert report.with_tables(readme, "new") == f"# Title\n{start}\nnew\n{end}\nafter\n"
+    with pytest.raises(ValueError, match="bench:tables"):
+        report.with_tables("# no markers\n", "new")
