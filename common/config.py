@@ -381,9 +381,17 @@ class ConsumerSettings(KafkaSettings):
     )
     max_poll_records: int = env(
         "KAFKA_MAX_POLL_RECORDS",
-        description="Most messages handled between two commits",
+        description="Most messages one poll hands the consumer",
         default=500,
         ge=1,
+    )
+    commit_interval_ms: int = env(
+        "KAFKA_COMMIT_INTERVAL_MS",
+        description="Longest processed offsets wait before they are committed; a consumer "
+        "that crashes leaves at most this much to be processed again (0: after every poll). "
+        "Rebalances and clean stops commit at once",
+        default=100,
+        ge=0,
     )
     max_poll_interval_ms: int = env(
         "KAFKA_MAX_POLL_INTERVAL_MS",

@@ -56,6 +56,10 @@ class BatchHistogram(Collector):
                 child = self._children[labelvalues] = HistogramChild(self._bounds)
             return child
 
+    def describe(self) -> Iterable[HistogramMetricFamily]:
+        # Lets the registry learn the name without collecting, as for its own metrics.
+        yield HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
+
     def collect(self) -> Iterable[HistogramMetricFamily]:
         family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
         with self._lock:

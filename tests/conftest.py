@@ -19,6 +19,7 @@ import consumer.metrics
 import localkafka
 import producer.metrics
 from common import message
+from common.histogram import BatchHistogram
 from localkafka.services import ServiceGroup, ServiceProcess
 
 T = TypeVar("T")
@@ -297,7 +298,7 @@ def our_metric_names() -> set[str]:
     names = set()
     for module in (producer.metrics, consumer.metrics):
         for value in vars(module).values():
-            if isinstance(value, MetricWrapperBase):
+            if isinstance(value, MetricWrapperBase | BatchHistogram):
                 for metric in value.describe():
                     names.add(metric.name + ("_total" if metric.type == "counter" else ""))
     return names

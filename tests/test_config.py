@@ -227,6 +227,7 @@ MALFORMED = {
     "KAFKA_SESSION_TIMEOUT_MS": ["30s", "999"],
     "KAFKA_HEARTBEAT_INTERVAL_MS": ["0", "50", "1s", "30000"],
     "KAFKA_MAX_POLL_RECORDS": ["0", "all"],
+    "KAFKA_COMMIT_INTERVAL_MS": ["-1", "100ms"],
     "KAFKA_MAX_POLL_INTERVAL_MS": ["500", "5m"],
     "CONSUMER_SIMULATED_WORK_MS": ["-1", "slow"],
 }
