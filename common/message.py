@@ -45,12 +45,17 @@ def encode(producer: str, seq: int, sent_at: datetime, size: int) -> tuple[bytes
         sent_at.second,
         sent_at.microsecond,
     )
-    value = f'{{"producer":{_quoted(producer)},"seq":{seq:d},"ts":"{stamp}","value":"value-{stamp}"'
+    head = f'{{"producer":{_quoted(producer)},"seq":{seq:d},"ts":"{stamp}","value":"value-{stamp}"'
+    value = head.encode()
     # Room left for the closing brace; padding adds ',"pad":"..."' before it.
     short = size - len(value) - 1
-    if short > 0:
-        value += ',"pad":"' + "x" * max(0, short - len(_PAD_FIELD)) + '"'
-    return f"key-{stamp}".encode(), (value + "}").encode()
+    return f"key-{stamp}".encode(), value + (_closing(short) if short > 0 else b"}")
+
+
+@functools.lru_cache(maxsize=64)
+def _closing(short: int) -> bytes:
+    """The padding field and closing brace that make up *short* + 1 bytes, if they fit."""
+    return (',"pad":"' + "x" * max(0, short - len(_PAD_FIELD)) + '"}').encode()
 
 
 #: An ISO 8601 UTC timestamp with microseconds, as ``isoformat`` writes it, but faster.
