@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="case",
         help=f"any of {', '.join(CASES | EXTRA_CASES)} (default: all but strategies)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per case (default: 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per case (default: 5)")
     parser.add_argument(
         "--scale",
         type=float,

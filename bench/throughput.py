@@ -28,7 +28,7 @@ LOG_EVERY = 1000
 #: Messages per run by value size: long enough that start-up does not count.
 PYTHON_MESSAGES = {100: 200_000, 1024: 100_000}
 JAVA_MESSAGES = {100: 1_000_000, 1024: 400_000}
-CONSUMER_MESSAGES = 300_000
+CONSUMER_MESSAGES = 1_000_000
 #: The first messages of each Python run are a warm-up, left out of the timing.
 WARMUP_FRACTION = 0.1
 
