@@ -12,6 +12,7 @@ from typing import Any
 
 import localkafka
 from bench.handover import handover_case, strategies_case
+from bench.hotpath import hotpath_case
 from bench.latency import latency_case
 from bench.memory import memory_case
 from bench.report import machine, markdown, with_tables, write_json
@@ -23,6 +24,7 @@ CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
     "latency": latency_case,
     "handover": handover_case,
     "memory": memory_case,
+    "hotpath": hotpath_case,
 }
 #: Run only when named: the comparison behind the default assignment strategy.
 EXTRA_CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {

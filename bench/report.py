@@ -168,4 +168,18 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         out += ["Resident memory:", ""]
         out += [*_table(["service", "idle", "under load (peak)"], rows), ""]
+    if "hotpath" in cases:
+        c = cases["hotpath"]
+        row = [
+            f"{c[k]['median']:.2f} µs"
+            for k in ("encode_100B_us", "encode_1024B_us", "decode_us", "consumer_batch_us")
+        ]
+        header = [
+            "build a message, 100 B",
+            "build one, 1 KiB",
+            "decode one",
+            "the consumer's loop, per message",
+        ]
+        out += ["What our code adds per message, timed in-process (median of rounds):", ""]
+        out += [*_table(header, [row]), ""]
     return "\n".join(out)

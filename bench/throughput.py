@@ -151,12 +151,9 @@ def _consumer_run(bootstrap: str, topic: str, contender: str, total: int) -> dic
     return result
 
 
-def consumer_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, Any]:
-    """Case 2: messages/s reading a topic filled beforehand with our producer's messages."""
-    total = int(CONSUMER_MESSAGES * scale)
-    _, value_size = envelope_size(100)
-    with fresh_topic(bootstrap, "consume") as topic, tempfile.TemporaryDirectory() as tmp:
-        # Java fills the topic fast, with values our consumer accepts: real envelopes.
+def prefill(bootstrap: str, topic: str, count: int) -> None:
+    """Fill *topic* with *count* envelopes of our producer, fast: Java sends them."""
+    with tempfile.TemporaryDirectory() as tmp:
         payloads = Path(tmp) / "payloads.txt"
         payloads.write_text(
             "\n".join(
@@ -165,7 +162,15 @@ def consumer_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, 
             )
         )
         settings = load(ProducerSettings, {"bootstrap_servers": bootstrap, "topic": topic})
-        java.produce(producer_args(settings), topic, total, payload_file=payloads)
+        java.produce(producer_args(settings), topic, count, payload_file=payloads)
+
+
+def consumer_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, Any]:
+    """Case 2: messages/s reading a topic filled beforehand with our producer's messages."""
+    total = int(CONSUMER_MESSAGES * scale)
+    _, value_size = envelope_size(100)
+    with fresh_topic(bootstrap, "consume") as topic:
+        prefill(bootstrap, topic, total)
         runs: dict[str, list[dict[str, Any]]] = {c: [] for c in CONTENDERS}
         for _, contender in alternate(CONTENDERS, rounds):
             run = _consumer_run(bootstrap, topic, contender, total)

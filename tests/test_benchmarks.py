@@ -88,7 +88,7 @@ def test_rate_from_sampled_log_lines() -> None:
 @pytest.mark.localkafka
 def test_bench_smoke_run_writes_every_case(tmp_path: Path) -> None:
     output = tmp_path / "latest.json"
-    cases = ["producer", "consumer", "latency", "memory"]
+    cases = ["producer", "consumer", "latency", "memory", "hotpath"]
     run = subprocess.run(
         [sys.executable, "-m", "bench", *cases, "--rounds=1", "--scale=0.05", f"--output={output}"],
         cwd=REPO,
@@ -114,6 +114,10 @@ def test_bench_smoke_run_writes_every_case(tmp_path: Path) -> None:
     latency = results["cases"]["latency"]
     assert 0 < latency["p50_ms"]["median"] <= latency["p99_ms"]["median"]
     assert results["cases"]["memory"]["consumer_load_peak_mib"] > 0
+    hotpath = results["cases"]["hotpath"]
+    assert hotpath["records"] >= 1_000
+    for figure in ("encode_100B_us", "encode_1024B_us", "decode_us", "consumer_batch_us"):
+        assert hotpath[figure]["median"] > 0
     # The tables the README's Performance section shows.
     assert "ours/bare" in run.stdout
     assert "End-to-end latency" in run.stdout
