@@ -94,9 +94,6 @@ class HistogramChild:
                 self._counts[index] += count
             self._sum += sum(values)
 
-    def observe(self, value: float) -> None:
-        self.observe_many((value,))
-
     def snapshot(self) -> tuple[list[int], float]:
         """Counts per bucket and the sum, taken together."""
         with self._lock:
