@@ -1,9 +1,10 @@
-"""Case 6: what our code adds per message, timed in this process, without the network.
+"""Case 6: what our code adds per message, timed in this process, and what a commit costs.
 
 Throughput runs say how far the services are from bare kafka-python; these
-figures say where the difference is: building a message, decoding one, and
-the consumer's whole per-message work (decode, time, sample, count) on
-batches of real records fetched from the broker. Logging is off here
+figures say where the difference is: building a message, decoding one, the
+consumer's whole per-message work (decode, time, sample, count) on batches
+of real records fetched from the broker, and the CPU kafka-python spends on
+one offset commit, which KAFKA_COMMIT_INTERVAL_MS spreads. Logging is off here
 (``LOG_MESSAGE_EVERY=0``), so the tables stay readable; in the services one
 line per 1,000 messages adds about 0.03 µs a message.
 """
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, OffsetAndMetadata
 
 from bench.runs import fresh_topic
 from bench.stats import summary
@@ -33,6 +34,8 @@ from consumer.service import ConsumerService
 RECORDS = 200_000
 #: Messages built or decoded per round.
 CALLS = 200_000
+#: Seconds of polling with a commit before each poll, and as long without.
+COMMIT_S = 3.0
 
 
 def _us_per_call(work: Callable[[], object], calls: int) -> float:
@@ -54,6 +57,25 @@ def _fetch(settings: ConsumerSettings, count: int) -> tuple[Any, list[dict[Any, 
     return client, batches
 
 
+def _commit_cpu_ms(client: Any, seconds: float) -> float:
+    """CPU of one commit_async: polls with a commit each, less as long a time of polls alone."""
+    partitions = sorted(client.assignment())
+    offsets = {tp: OffsetAndMetadata(0, "", -1) for tp in partitions}
+
+    def poll_for(commit: bool) -> tuple[float, int]:
+        cpu, deadline, commits = time.process_time(), time.monotonic() + seconds, 0
+        while time.monotonic() < deadline:
+            if commit:
+                client.commit_async(offsets)
+                commits += 1
+            client.poll(timeout_ms=10)
+        return time.process_time() - cpu, commits
+
+    with_commits, commits = poll_for(True)
+    without, _ = poll_for(False)
+    return (with_commits - without) / commits * 1e3
+
+
 def hotpath_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, Any]:
     """Microseconds per message: encode (100 B, 1 KiB), decode, and the consumer's batch loop."""
     calls = max(1_000, int(CALLS * scale))
@@ -64,6 +86,7 @@ def hotpath_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, A
         "encode_1024B_us": [],
         "decode_us": [],
         "consumer_batch_us": [],
+        "commit_cpu_ms": [],
     }
     with fresh_topic(bootstrap, "hotpath") as topic:
         prefill(bootstrap, topic, max(1_000, int(RECORDS * scale)))
@@ -90,6 +113,10 @@ def hotpath_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, A
                     # The loop itself, as the service runs it between two polls.
                     service._process_batch(batch)
                 runs["consumer_batch_us"].append((time.perf_counter() - started) / records * 1e6)
+            # Nothing more to fetch: the polls below only carry the commits.
+            client.pause(*client.assignment())
+            for _ in range(rounds):
+                runs["commit_cpu_ms"].append(_commit_cpu_ms(client, max(0.5, COMMIT_S * scale)))
         finally:
             client.close(autocommit=False)
     return {name: summary(values) for name, values in runs.items()} | {

@@ -173,12 +173,13 @@ def markdown(results: dict[str, Any]) -> str:
         row = [
             f"{c[k]['median']:.2f} µs"
             for k in ("encode_100B_us", "encode_1024B_us", "decode_us", "consumer_batch_us")
-        ]
+        ] + [f"{c['commit_cpu_ms']['median']:.2f} ms"]
         header = [
             "build a message, 100 B",
             "build one, 1 KiB",
             "decode one",
             "the consumer's loop, per message",
+            "one offset commit (CPU)",
         ]
         out += ["What our code adds per message, timed in-process (median of rounds):", ""]
         out += [*_table(header, [row]), ""]

@@ -118,6 +118,7 @@ def test_bench_smoke_run_writes_every_case(tmp_path: Path) -> None:
     assert hotpath["records"] >= 1_000
     for figure in ("encode_100B_us", "encode_1024B_us", "decode_us", "consumer_batch_us"):
         assert hotpath[figure]["median"] > 0
+    assert hotpath["commit_cpu_ms"]["n"] == 1
     # The tables the README's Performance section shows.
     assert "ours/bare" in run.stdout
     assert "End-to-end latency" in run.stdout
