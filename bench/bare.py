@@ -4,7 +4,7 @@
     python -m bench.bare consume --count N --warmup W
 
 Settings come from the same environment the services read (``KAFKA_TOPIC``,
-``KAFKA_GROUP_ID``...), and the client from ``producer_args``/``consumer_args``,
+``KAFKA_GROUP_ID``...), and the client arguments from the same resolved plan,
 so the only difference from our services is the service around the client.
 Each run is a process of its own, like the services and the Java tools, and
 prints one JSON line: the messages timed and the seconds they took, from the
@@ -19,18 +19,17 @@ import time
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from common.client import consumer_args, producer_args
-from common.config import ConsumerSettings, ProducerSettings, load
+from common.config import ConsumerSettings, ProducerSettings, load, resolve
 
 
 def produce(count: int, warmup: int, key_size: int, value_size: int) -> float:
     """Seconds to send and have acknowledged *count* messages after *warmup* others."""
-    settings = load(ProducerSettings)
-    producer = KafkaProducer(**producer_args(settings))
+    plan = resolve(load(ProducerSettings))
+    producer = KafkaProducer(**plan.kafka)
     # Keys vary, as ours do (they hold a timestamp), so messages spread over the partitions.
     keys = [f"{i:0{key_size}d}"[-key_size:].encode() if key_size else None for i in range(1000)]
     value = b"v" * value_size
-    topic = settings.topic
+    topic = plan.topic
     for i in range(warmup):
         producer.send(topic, key=keys[i % 1000], value=value)
     producer.flush()
@@ -45,9 +44,9 @@ def produce(count: int, warmup: int, key_size: int, value_size: int) -> float:
 
 def consume(count: int, warmup: int) -> tuple[int, float]:
     """Messages received after the first *warmup* (at least *count*), and the seconds taken."""
-    settings = load(ConsumerSettings)
-    consumer = KafkaConsumer(**consumer_args(settings))
-    consumer.subscribe([settings.topic])
+    plan = resolve(load(ConsumerSettings))
+    consumer = KafkaConsumer(**plan.kafka)
+    consumer.subscribe([plan.topic])
     received = 0
     started, at_start = 0.0, 0
     while received < warmup + count:

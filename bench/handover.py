@@ -16,9 +16,9 @@ import time
 import uuid
 from typing import Any
 
-from bench.runs import PARTITIONS, fresh_topic, service_env, stamp
+from bench.runs import PARTITIONS, fresh_topic, stamp
 from bench.stats import alternate, summary
-from localkafka.services import ServiceGroup, ServiceProcess
+from harness import ServiceGroup, ServiceProcess, service_env
 
 RATE = 200
 HALF = PARTITIONS // 2
@@ -54,7 +54,7 @@ def one_round(bootstrap: str, parts: str = "abc", **settings: str) -> dict[str, 
         group = ServiceGroup(
             service_env(
                 bootstrap,
-                topic,
+                KAFKA_TOPIC=topic,
                 KAFKA_GROUP_ID=f"handover-{uuid.uuid4().hex[:8]}",
                 **settings,
             )

@@ -24,9 +24,8 @@ from bench.runs import fresh_topic
 from bench.stats import summary
 from bench.throughput import prefill
 from common import message
-from common.client import consumer_args
-from common.config import ConsumerSettings, load
-from common.http import Health
+from common.config import ConsumerPlan, ConsumerSettings, load, resolve
+from common.health import Health
 from common.shutdown import Shutdown
 from consumer.service import ConsumerService
 
@@ -45,9 +44,9 @@ def _us_per_call(work: Callable[[], object], calls: int) -> float:
     return (time.perf_counter() - started) / calls * 1e6
 
 
-def _fetch(settings: ConsumerSettings, count: int) -> tuple[Any, list[dict[Any, list[Any]]]]:
-    client = KafkaConsumer(**consumer_args(settings))
-    client.subscribe([settings.topic])
+def _fetch(plan: ConsumerPlan, count: int) -> tuple[Any, list[dict[Any, list[Any]]]]:
+    client = KafkaConsumer(**plan.kafka)
+    client.subscribe([plan.topic])
     batches, fetched = [], 0
     while fetched < count:
         batch = client.poll(timeout_ms=500)
@@ -90,18 +89,16 @@ def hotpath_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, A
     }
     with fresh_topic(bootstrap, "hotpath") as topic:
         prefill(bootstrap, topic, max(1_000, int(RECORDS * scale)))
-        settings = load(
-            ConsumerSettings,
-            {
-                "bootstrap_servers": bootstrap,
-                "topic": topic,
-                "group_id": f"hotpath-{uuid.uuid4().hex[:8]}",
-                "log_message_every": 0,
-            },
-        )
-        client, batches = _fetch(settings, max(1_000, int(RECORDS * scale)))
+        overrides = {
+            "bootstrap_servers": bootstrap,
+            "topic": topic,
+            "group_id": f"hotpath-{uuid.uuid4().hex[:8]}",
+            "log_message_every": 0,
+        }
+        plan = resolve(load(ConsumerSettings, overrides))
+        client, batches = _fetch(plan, max(1_000, int(RECORDS * scale)))
         try:
-            service = ConsumerService(settings, client, Health(), Shutdown())
+            service = ConsumerService(plan, client, Health(), Shutdown())
             records = sum(len(r) for batch in batches for r in batch.values())
             for _ in range(rounds):
                 for size in (100, 1024):

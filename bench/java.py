@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ class JavaToolError(RuntimeError):
     """A Java tool failed or printed nothing we could read."""
 
 
-def producer_properties(args: dict[str, Any]) -> list[str]:
+def producer_properties(args: Mapping[str, Any]) -> list[str]:
     """``name=value`` pairs for ProducerPerformance from kafka-python producer arguments."""
     props = [f"bootstrap.servers={','.join(args['bootstrap_servers'])}"]
     for python_name, java_name in _PRODUCER_PROPERTIES.items():
@@ -58,7 +59,7 @@ def _run(tool: str, arguments: list[str], timeout: float) -> str:
 
 
 def produce(
-    args: dict[str, Any],
+    args: Mapping[str, Any],
     topic: str,
     count: int,
     *,

@@ -11,9 +11,9 @@ import re
 import uuid
 from typing import Any
 
-from bench.runs import PARTITIONS, fresh_topic, service_env, stamp
+from bench.runs import PARTITIONS, fresh_topic, stamp
 from bench.stats import percentile, summary
-from localkafka.services import ServiceGroup
+from harness import ServiceGroup, service_env
 
 RATE = 1_000
 #: One message in ten is logged: 100 samples a second, cheap at this rate.
@@ -25,7 +25,7 @@ _SENT_AT = re.compile(r'"ts":"([^"]+)"')
 
 def _one_round(bootstrap: str, measure_s: float) -> dict[str, float]:
     with fresh_topic(bootstrap, "latency") as topic:
-        group = ServiceGroup(service_env(bootstrap, topic))
+        group = ServiceGroup(service_env(bootstrap, KAFKA_TOPIC=topic))
         consumer = group.start(
             "consumer",
             KAFKA_GROUP_ID=f"latency-{uuid.uuid4().hex[:8]}",

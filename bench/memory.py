@@ -11,8 +11,8 @@ import time
 import uuid
 from typing import Any
 
-from bench.runs import PARTITIONS, fresh_topic, rss_mib, service_env
-from localkafka.services import ServiceGroup
+from bench.runs import PARTITIONS, fresh_topic, rss_mib
+from harness import ServiceGroup, service_env
 
 SETTLE_S = 10.0
 LOAD_S = 20.0
@@ -23,7 +23,9 @@ def memory_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, An
     del rounds
     with fresh_topic(bootstrap, "memory") as topic:
         group = ServiceGroup(
-            service_env(bootstrap, topic, KAFKA_GROUP_ID=f"memory-{uuid.uuid4().hex[:8]}")
+            service_env(
+                bootstrap, KAFKA_TOPIC=topic, KAFKA_GROUP_ID=f"memory-{uuid.uuid4().hex[:8]}"
+            )
         )
         try:
             consumer = group.start("consumer")

@@ -18,18 +18,6 @@ from kafka.admin import NewTopic
 PARTITIONS = 10
 
 
-def service_env(bootstrap: str, topic: str, **settings: str) -> dict[str, str]:
-    """The environment of a service (or a bare loop) on the benchmark broker."""
-    return {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "KAFKA_TOPIC": topic,
-        "METRICS_HOST": "127.0.0.1",
-        "METRICS_PORT": "0",
-        "LOG_FORMAT": "json",
-        **settings,
-    }
-
-
 @contextmanager
 def fresh_topic(bootstrap: str, prefix: str, partitions: int = PARTITIONS) -> Iterator[str]:
     """A new topic for one run, deleted afterwards so the broker's disk stays small."""

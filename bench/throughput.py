@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import java
-from bench.runs import bare, fresh_topic, rate_from_samples, rss_mib, service_env
+from bench.runs import bare, fresh_topic, rate_from_samples, rss_mib
 from bench.stats import alternate, summary
 from common import message
-from common.client import producer_args
-from common.config import ProducerSettings, load
-from localkafka.services import ServiceGroup
+from common.config import ProducerSettings, load, resolve
+from harness import ServiceGroup, service_env
 
 CONTENDERS = ("java", "bare", "ours")
 #: Our services log one message in this many, as in production at these rates.
@@ -45,7 +44,7 @@ def _ours(
     """Run our *module* until it has logged *total* messages; its rate after *warmup*."""
     event = "message.sent" if module == "producer" else "message.received"
     group = ServiceGroup(
-        service_env(bootstrap, topic, LOG_MESSAGE_EVERY=str(LOG_EVERY), **settings)
+        service_env(bootstrap, KAFKA_TOPIC=topic, LOG_MESSAGE_EVERY=str(LOG_EVERY), **settings)
     )
     service = group.start(module)
     lines_wanted = total // LOG_EVERY
@@ -65,9 +64,9 @@ def _producer_run(bootstrap: str, contender: str, size: int, scale: float) -> di
     python_count = int(PYTHON_MESSAGES[size] * scale)
     with fresh_topic(bootstrap, f"produce-{contender}") as topic:
         if contender == "java":
-            settings = load(ProducerSettings, {"bootstrap_servers": bootstrap, "topic": topic})
+            plan = resolve(load(ProducerSettings, {"bootstrap_servers": bootstrap, "topic": topic}))
             result: dict[str, Any] = java.produce(
-                producer_args(settings),
+                plan.kafka,
                 topic,
                 int(JAVA_MESSAGES[size] * scale),
                 record_size=value_size,
@@ -75,7 +74,7 @@ def _producer_run(bootstrap: str, contender: str, size: int, scale: float) -> di
         elif contender == "bare":
             answer = bare(
                 "produce",
-                service_env(bootstrap, topic),
+                service_env(bootstrap, KAFKA_TOPIC=topic),
                 f"--count={python_count}",
                 f"--warmup={int(python_count * WARMUP_FRACTION)}",
                 f"--key-size={key_size}",
@@ -133,7 +132,7 @@ def _consumer_run(bootstrap: str, topic: str, contender: str, total: int) -> dic
     elif contender == "bare":
         answer = bare(
             "consume",
-            service_env(bootstrap, topic, KAFKA_GROUP_ID=group_id),
+            service_env(bootstrap, KAFKA_TOPIC=topic, KAFKA_GROUP_ID=group_id),
             f"--count={total - warmup}",
             f"--warmup={warmup}",
         )
@@ -161,8 +160,8 @@ def prefill(bootstrap: str, topic: str, count: int) -> None:
                 for i in range(1000)
             )
         )
-        settings = load(ProducerSettings, {"bootstrap_servers": bootstrap, "topic": topic})
-        java.produce(producer_args(settings), topic, count, payload_file=payloads)
+        plan = resolve(load(ProducerSettings, {"bootstrap_servers": bootstrap, "topic": topic}))
+        java.produce(plan.kafka, topic, count, payload_file=payloads)
 
 
 def consumer_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, Any]:

@@ -15,23 +15,34 @@ SASL_USERNAME = "$ConnectionString"
 SASL_MECHANISM = "PLAIN"
 SECURITY_PROTOCOL = "SASL_SSL"
 
-#: Settings Microsoft recommends for Kafka clients of Event Hubs. Azure drops
-#: idle TCP connections after 240 s, and closes the connection on requests
-#: over 1,046,528 bytes.
-RECOMMENDED_CLIENT_SETTINGS: dict[str, int] = {
-    "metadata_max_age_ms": 180_000,
-    "connections_max_idle_ms": 180_000,
-    "request_timeout_ms": 60_000,
-}
-RECOMMENDED_PRODUCER_SETTINGS: dict[str, int] = {"max_request_size": 1_000_000}
+#: Microsoft's recommended client settings (apache-kafka-configurations.md).
+#: Azure's load balancers drop a TCP connection idle for 240 s: close it and
+#: refresh metadata before that.
+METADATA_MAX_AGE_MS = 180_000
+CONNECTIONS_MAX_IDLE_MS = 180_000
+#: Over 20000, and at least 60000 with the idempotent producer.
+REQUEST_TIMEOUT_MS = 60_000
+#: Below MAX_REQUEST_BYTES, the largest request Event Hubs takes before
+#: closing the connection.
+MAX_REQUEST_SIZE = 1_000_000
+MAX_REQUEST_BYTES = 1_046_528
 #: session.timeout.ms values Event Hubs accepts (30000 recommended, our default).
 SESSION_TIMEOUT_RANGE_MS = (6_000, 300_000)
-#: The largest request Event Hubs accepts before closing the connection.
-MAX_REQUEST_BYTES = 1_046_528
 #: Compression codecs Event Hubs' Kafka endpoint accepts.
 SUPPORTED_COMPRESSION = frozenset({"none", "gzip"})
+#: Namespace host names in Azure's public and sovereign clouds.
+DOMAINS = (
+    ".servicebus.windows.net",
+    ".servicebus.chinacloudapi.cn",
+    ".servicebus.usgovcloudapi.net",
+)
 
 _HOST = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]+$")
+
+
+def is_eventhubs_host(server: str) -> bool:
+    """Whether *server* (``host:port``) is an Event Hubs namespace, in any Azure cloud."""
+    return server.rsplit(":", 1)[0].lower().endswith(DOMAINS)
 
 
 class ConnectionStringError(ValueError):

@@ -2,13 +2,14 @@
 
 prometheus-client's WSGI app serves /metrics; the health routes answer from a
 ``Health`` object that the service's main loop keeps up to date, so the
-server thread never touches the Kafka client.
+server thread never touches the Kafka client. The server listens on IPv6 or
+IPv4, whichever METRICS_HOST names.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -16,41 +17,10 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from common.health import Health
+
 StartResponse = Callable[..., Any]
 UNAVAILABLE = "503 Service Unavailable"
-
-
-class Health:
-    """Liveness and readiness as the main loop reports them.
-
-    Alive: the main loop ran within ``stale_after`` seconds. Ready: the
-    service is connected and doing its job (for the consumer: a group member).
-    """
-
-    def __init__(self, stale_after: float = 30.0) -> None:
-        self._stale_after = stale_after
-        self._last_beat = time.monotonic()
-        self._ready = False
-        self._reason = "starting"
-
-    def beat(self) -> None:
-        self._last_beat = time.monotonic()
-
-    def set_ready(self, ready: bool, reason: str = "") -> None:
-        self._ready = ready
-        self._reason = "" if ready else reason
-
-    @property
-    def alive(self) -> bool:
-        return time.monotonic() - self._last_beat < self._stale_after
-
-    @property
-    def ready(self) -> bool:
-        return self._ready and self.alive
-
-    @property
-    def reason(self) -> str:
-        return self._reason
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -88,6 +58,20 @@ def _app(health: Health, registry: CollectorRegistry) -> Callable[..., Iterable[
     return app
 
 
+def _server_class(host: str, port: int) -> type[ThreadingWSGIServer]:
+    """prometheus-client's threading server, listening on *host*'s address family.
+
+    socketserver binds IPv4 unless told otherwise, so ``::`` failed to bind.
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family = infos[0][0] if infos else socket.AF_INET
+
+    class Server(ThreadingWSGIServer):
+        address_family = family
+
+    return Server
+
+
 class HttpServer:
     """The running server; ``port`` is the one bound (useful with port 0)."""
 
@@ -95,7 +79,11 @@ class HttpServer:
         self, host: str, port: int, health: Health, registry: CollectorRegistry = REGISTRY
     ) -> None:
         self._server = make_server(
-            host, port, _app(health, registry), ThreadingWSGIServer, handler_class=_QuietHandler
+            host,
+            port,
+            _app(health, registry),
+            _server_class(host, port),
+            handler_class=_QuietHandler,
         )
         self.port: int = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)

@@ -1,7 +1,8 @@
 """The life of a service process, the same for producer and consumer.
 
-Settings are validated before anything else happens; then logging, the HTTP
-endpoint and signal handling are set up, and the service's ``run`` is called.
+Settings are read and resolved into a plan before anything else happens;
+then logging, the HTTP endpoint and signal handling are set up, and the
+service's ``run`` is called with the plan.
 """
 
 from __future__ import annotations
@@ -14,8 +15,20 @@ import structlog
 from kafka.errors import KafkaConfigurationError
 
 from common.client import BrokerRefused
-from common.config import ConfigError, KafkaSettings, argument_parser, load, parse_overrides
-from common.http import Health, HttpServer
+from common.config import (
+    ConfigError,
+    ConsumerPlan,
+    EventHubsKey,
+    KafkaSettings,
+    ProducerPlan,
+    Sasl,
+    Tls,
+    argument_parser,
+    load,
+    parse_overrides,
+)
+from common.health import Health
+from common.http import HttpServer
 from common.logging import configure
 from common.shutdown import Shutdown
 
@@ -29,27 +42,31 @@ EXIT_REFUSED = 1
 GIL_SWITCH_INTERVAL_S = 0.001
 
 S = TypeVar("S", bound=KafkaSettings)
+P = TypeVar("P", ProducerPlan, ConsumerPlan)
 
 
 def main(
     service: str,
     model: type[S],
+    resolve: Callable[[S], P],
     description: str,
-    run: Callable[[S, Health, Shutdown], None],
+    run: Callable[[P, Health, Shutdown], None],
+    *,
     argv: Sequence[str] | None = None,
 ) -> int:
     """Run *service*; returns the process exit status."""
     parser = argument_parser(model, prog=f"python -m {service}", description=description)
     overrides = parse_overrides(parser, argv)
     try:
-        settings = load(model, overrides)
+        plan = resolve(load(model, overrides))
     except ConfigError as exc:
         print(f"{service}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
-    configure(service, settings.log_level, settings.log_format, secrets=settings.secrets())
+    settings = plan.settings
+    configure(service, settings.log_level, settings.log_format, secrets=plan.secrets)
     log = structlog.get_logger()
-    if settings.uses_tls and not settings.ssl_verify:
+    if not _verifies_tls(plan):
         log.warning("tls.verification_disabled", setting="KAFKA_SSL_VERIFY=false")
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
@@ -62,6 +79,7 @@ def main(
         log.error(
             "service.failed",
             reason="metrics_port_unavailable",
+            metrics_host=settings.metrics_host,
             metrics_port=settings.metrics_port,
             error=exc.strerror,
         )
@@ -69,12 +87,12 @@ def main(
     log.info(
         "service.started",
         metrics_port=server.port,
-        topic=settings.topic,
-        bootstrap_servers=settings.bootstrap_servers,
-        security_protocol=settings.security_protocol,
+        topic=plan.topic,
+        bootstrap_servers=",".join(plan.connection.bootstrap_servers),
+        security_protocol=plan.connection.security.security_protocol,
     )
     try:
-        run(settings, health, shutdown)
+        run(plan, health, shutdown)
     except BrokerRefused as exc:
         log.error("service.failed", reason=exc.reason, error=exc.detail)
         return EXIT_REFUSED
@@ -86,3 +104,14 @@ def main(
         server.close()
     log.info("service.stopped", signal=shutdown.signal_name)
     return 0
+
+
+def _verifies_tls(plan: ProducerPlan | ConsumerPlan) -> bool:
+    security = plan.connection.security
+    match security:
+        case EventHubsKey(tls=tls) | Sasl(tls=Tls() as tls):
+            return tls.verify
+        case Tls(verify=verify):
+            return verify
+        case _:
+            return True

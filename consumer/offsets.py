@@ -6,9 +6,10 @@ import threading
 from collections.abc import Iterable
 
 import structlog
-from kafka import OffsetAndMetadata, TopicPartition
+from kafka import OffsetAndMetadata
 
 from consumer import metrics
+from consumer.client import Offsets, TopicPartition
 
 
 class OffsetTracker:
@@ -39,7 +40,7 @@ class OffsetTracker:
                 if tp in self._processed and self._committed.get(tp) != self._processed[tp]
             }
 
-    def committed(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+    def committed(self, offsets: Offsets) -> None:
         with self._lock:
             for tp, meta in offsets.items():
                 self._committed[tp] = meta.offset
@@ -54,7 +55,7 @@ class OffsetTracker:
 
 def record_commit(
     tracker: OffsetTracker,
-    offsets: dict[TopicPartition, OffsetAndMetadata],
+    offsets: Offsets,
     error: BaseException | None,
 ) -> None:
     """Count a commit's outcome. A failed commit loses nothing: its offsets stay

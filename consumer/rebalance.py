@@ -8,13 +8,13 @@ heartbeat running and still finishes the commit before the partitions go.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import structlog
-from kafka import AsyncConsumerRebalanceListener, TopicPartition
+from kafka import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 
 from consumer import metrics
+from consumer.client import ConsumerClient, TopicPartition
 from consumer.offsets import OffsetTracker, record_commit
 
 
@@ -27,7 +27,7 @@ def by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
 
 
 async def commit(
-    consumer: Any, offsets: OffsetTracker, partitions: Iterable[TopicPartition]
+    consumer: ConsumerClient, offsets: OffsetTracker, partitions: Iterable[TopicPartition]
 ) -> None:
     """Commit what was processed in *partitions*; count and log a failure."""
     pending = offsets.uncommitted(partitions)
@@ -44,7 +44,7 @@ async def commit(
 class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
     """Commits before partitions are taken away and logs every change of ownership."""
 
-    def __init__(self, consumer: Any, offsets: OffsetTracker, group_id: str) -> None:
+    def __init__(self, consumer: ConsumerClient, offsets: OffsetTracker, group_id: str) -> None:
         self._consumer = consumer
         self._offsets = offsets
         self._log = structlog.get_logger().bind(group_id=group_id)

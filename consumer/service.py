@@ -10,19 +10,20 @@ re-delivered by a rebalance or a clean stop.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import structlog
-from kafka import TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import MemberState
 
 from common import message
-from common.config import ConsumerSettings
-from common.http import Health
+from common.backoff import Backoff
+from common.config import ConsumerPlan
+from common.health import Health
 from common.logging import Sampler
 from common.shutdown import Shutdown
 from consumer import metrics
+from consumer.client import ConsumerClient, ConsumerRecord, Offsets, TopicPartition
 from consumer.offsets import OffsetTracker, record_commit
 from consumer.rebalance import RebalanceListener
 
@@ -38,24 +39,28 @@ class ConsumerService:
     """A member of the consumer group that logs, counts and commits each message."""
 
     def __init__(
-        self, settings: ConsumerSettings, client: Any, health: Health, shutdown: Shutdown
+        self, plan: ConsumerPlan, client: ConsumerClient, health: Health, shutdown: Shutdown
     ) -> None:
+        settings = plan.settings
         self._settings = settings
+        self._topic = plan.topic
+        self._group_id = plan.group_id
         self._client = client
         self._health = health
         self._shutdown = shutdown
         self._offsets = OffsetTracker()
-        self._log = structlog.get_logger().bind(group_id=settings.group_id)
+        self._log = structlog.get_logger().bind(group_id=plan.group_id)
         self._sample = Sampler(settings.log_message_every)
-        self._consumed = metrics.CONSUMED.labels(settings.topic, settings.group_id)
-        self._duration = metrics.PROCESS_DURATION.labels(settings.topic)
-        self._latency = metrics.END_TO_END.labels(settings.topic)
+        self._consumed = metrics.CONSUMED.labels(plan.topic, plan.group_id)
+        self._duration = metrics.PROCESS_DURATION.labels(plan.topic)
+        self._latency = metrics.END_TO_END.labels(plan.topic)
         self._lag_due = 0.0
         self._max_records = settings.max_poll_records
         # Half the poll interval: the rest is slack for the commit and the next poll.
         self._batch_budget_s = settings.max_poll_interval_ms / 2000
         self._topic_missing = False
-        self._topic_attempt = 0
+        self._topic_backoff = Backoff()
+        self._poll_backoff = Backoff()
         self._topic_check_due = 0.0
         self._work_s = settings.simulated_work_ms / 1000
         self._commit_interval_s = settings.commit_interval_ms / 1000
@@ -63,8 +68,8 @@ class ConsumerService:
 
     def run(self) -> None:
         self._client.subscribe(
-            [self._settings.topic],
-            listener=RebalanceListener(self._client, self._offsets, self._settings.group_id),
+            [self._topic],
+            listener=RebalanceListener(self._client, self._offsets, self._group_id),
         )
         try:
             while not self._shutdown.requested:
@@ -77,14 +82,17 @@ class ConsumerService:
         try:
             batch = self._client.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self._max_records)
         except KafkaError as exc:
+            delay = self._poll_backoff.next()
             self._health.set_ready(False, f"poll failed: {type(exc).__name__}")
-            self._log.warning("consumer.poll_failed", error=str(exc))
-            self._shutdown.wait(1.0)
+            self._log.warning("consumer.poll_failed", error=str(exc), retry_in_s=round(delay, 2))
+            self._health.expect(delay)
+            self._shutdown.wait(delay)
             return
+        self._poll_backoff.reset()
         state = self._client.group_metadata().state
         self._check_topic()
         if self._topic_missing:
-            self._health.set_ready(False, f"topic {self._settings.topic} is not available")
+            self._health.set_ready(False, f"topic {self._topic} is not available")
         else:
             self._health.set_ready(state != MemberState.UNJOINED, "not a member of the group")
         if batch:
@@ -98,22 +106,22 @@ class ConsumerService:
 
         Without this a consumer of a misspelt topic is a silent, idle member.
         """
-        if self._client.assignment():
+        if self._client.assignment() or (
+            time.monotonic() >= self._topic_check_due
+            and self._client.partitions_for_topic(self._topic)
+        ):
             # Assigned, however kafka-python learnt of the topic: it exists.
-            self._topic_missing, self._topic_attempt = False, 0
+            self._topic_missing = False
+            self._topic_backoff.reset()
             return
         if time.monotonic() < self._topic_check_due:
             return
-        if self._client.partitions_for_topic(self._settings.topic):
-            self._topic_missing, self._topic_attempt = False, 0
-            return
         self._topic_missing = True
-        self._topic_attempt += 1
-        delay = min(30.0, 0.5 * 2**self._topic_attempt)
+        delay = self._topic_backoff.next()
         self._topic_check_due = time.monotonic() + delay
-        self._log.error("topic.unavailable", topic=self._settings.topic, retry_in_s=delay)
+        self._log.error("topic.unavailable", topic=self._topic, retry_in_s=round(delay, 2))
 
-    def _process_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+    def _process_batch(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
         """Process a batch, within half of max.poll.interval.ms, and commit what was done.
 
         A batch that would outlast the poll interval gets the consumer thrown
@@ -201,7 +209,7 @@ class ConsumerService:
             # Fast again: grow back towards KAFKA_MAX_POLL_RECORDS.
             self._max_records = min(self._settings.max_poll_records, self._max_records * 2)
 
-    def _log_received(self, record: Any, envelope: message.Envelope) -> None:
+    def _log_received(self, record: ConsumerRecord, envelope: message.Envelope) -> None:
         self._log.info(
             "message.received",
             topic=record.topic,
@@ -209,10 +217,10 @@ class ConsumerService:
             offset=record.offset,
             seq=envelope.seq,
             producer=envelope.producer,
-            content=record.value[:CONTENT_CHARS].decode("utf-8", "replace"),
+            content=(record.value or b"")[:CONTENT_CHARS].decode("utf-8", "replace"),
         )
 
-    def _skip(self, record: Any, reason: str) -> None:
+    def _skip(self, record: ConsumerRecord, reason: str) -> None:
         metrics.INVALID.labels(record.topic, reason).inc()
         self._log.warning(
             "message.invalid",
@@ -223,7 +231,7 @@ class ConsumerService:
             size=None if record.value is None else len(record.value),
         )
 
-    def _on_commit(self, offsets: dict[TopicPartition, Any], response: Any) -> None:
+    def _on_commit(self, offsets: Offsets, response: object) -> None:
         # Runs on the IO thread.
         error = response if isinstance(response, BaseException) else None
         record_commit(self._offsets, offsets, error)

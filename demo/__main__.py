@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import localkafka
-from localkafka.services import ServiceGroup, ServiceProcess
+from harness import ServiceGroup, ServiceProcess, service_env
 
 TOPIC = "testhub"
 PARTITIONS = 10
@@ -28,15 +28,9 @@ class Demo:
         self.names: dict[int, str] = {}
         self.pause = threading.Event()  # never set: waits below are a human's reading time
         self.group = ServiceGroup(
-            {
-                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "KAFKA_TOPIC": TOPIC,
-                "KAFKA_GROUP_ID": "testgroup",
-                "METRICS_HOST": "127.0.0.1",
-                "METRICS_PORT": "0",
-                "LOG_FORMAT": "json",
-                "PRODUCER_RATE": "20",
-            },
+            service_env(
+                bootstrap, KAFKA_TOPIC=TOPIC, KAFKA_GROUP_ID="testgroup", PRODUCER_RATE="20"
+            ),
             echo=self.echo,
         )
 

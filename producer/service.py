@@ -14,22 +14,22 @@ import functools
 import os
 import secrets
 import socket
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from common import message
-from common.config import ProducerSettings
-from common.http import Health
+from common.backoff import Backoff
+from common.config import ProducerPlan
+from common.health import Health
 from common.logging import Sampler
 from common.shutdown import Shutdown
 from producer import metrics
+from producer.client import ProducerClient
+from producer.inflight import InFlight
 
 #: Seconds the final flush may take; with close() it stays inside Docker's 10 s grace.
 FLUSH_TIMEOUT_S = 5.0
@@ -37,11 +37,6 @@ FLUSH_TIMEOUT_S = 5.0
 _TICK_S = 0.5
 #: Slack on top of the client's own deadline before a send counts as unanswered.
 STALL_GRACE_S = 5.0
-#: Most sends left unanswered before the loop waits for answers. Without a
-#: bound, a producer at rate 0 queued far faster than kafka-python's IO thread
-#: could deliver (it had the GIL less): memory grew without end and messages
-#: waited seconds in the queue.
-MAX_UNANSWERED = 5_000
 
 
 def producer_id() -> str:
@@ -50,62 +45,46 @@ def producer_id() -> str:
 
 
 class ProducerService:
-    """Sends numbered messages; logs and counts each delivery or failure.
-
-    kafka-python answers each send on its IO thread. The answer is only
-    queued there; the main loop takes the queue between sends and does all
-    the bookkeeping, so no lock is taken per message and the IO thread,
-    which every send waits on, does as little as it can.
-    """
+    """Sends numbered messages; logs and counts each delivery or failure."""
 
     def __init__(
         self,
-        settings: ProducerSettings,
-        connect: Callable[[], Any | None],
+        plan: ProducerPlan,
+        connect: Callable[[], ProducerClient | None],
         health: Health,
         shutdown: Shutdown,
     ) -> None:
-        self._settings = settings
+        self._settings = plan.settings
         self._connect = connect
-        self._client: Any = None
+        self._client: ProducerClient | None = None
         self._health = health
         self._shutdown = shutdown
-        self._topic = settings.topic
+        self._topic = plan.topic
         self._id = producer_id()
         self._log = structlog.get_logger().bind(producer=self._id)
-        self._sample = Sampler(settings.log_message_every)
+        self._sample = Sampler(plan.settings.log_message_every)
         self._sent = metrics.SENT.labels(self._topic)
         self._sent_bytes = metrics.SENT_BYTES.labels(self._topic)
         self._latency = metrics.DELIVERY_DURATION.labels("send", self._topic)
-        # seq -> when it was sent, until its answer is taken off the queue.
-        self._pending: dict[int, float] = {}
-        # (seq, when answered, RecordMetadata or exception), filled by the IO thread.
-        self._answers: deque[tuple[int, float, Any]] = deque()
-        # Set by the IO thread on an answer while the loop waits for one.
-        self._answered = threading.Event()
-        self._waiting = False
-        self._wake_at = 0
-        self._stall_after_s = (
-            settings.delivery_timeout_ms + settings.effective_request_timeout_ms
-        ) / 1000 + STALL_GRACE_S
-        self._stall_check_due = 0.0
+        deadline_ms = plan.kafka["delivery_timeout_ms"] + plan.kafka["request_timeout_ms"]
+        self._inflight = InFlight(stall_after_s=deadline_ms / 1000 + STALL_GRACE_S)
 
     def run(self) -> None:
         """Connect, wait for the topic, and send until asked to stop."""
         self._client = self._connect()
         if self._client is None:
             return
-        if self._wait_for_topic():
+        if self._wait_for_topic(self._client):
             self._loop()
         self._close()
 
-    def _wait_for_topic(self) -> bool:
+    def _wait_for_topic(self, client: ProducerClient) -> bool:
         """Block until the topic's partitions are known; False if told to stop first."""
-        attempt = 0
+        backoff = Backoff()
         while not self._shutdown.requested:
             self._health.beat()
             try:
-                partitions = self._client.partitions_for(self._topic)
+                partitions = client.partitions_for(self._topic)
             except KafkaError as exc:
                 partitions, error = None, type(exc).__name__
             else:
@@ -114,10 +93,12 @@ class ProducerService:
                 self._health.set_ready(True)
                 self._log.info("topic.ready", topic=self._topic, partitions=len(partitions))
                 return True
-            attempt += 1
-            delay = min(30.0, 0.5 * 2**attempt)
+            delay = backoff.next()
             self._health.set_ready(False, f"topic {self._topic} is not available")
-            self._log.error("topic.unavailable", topic=self._topic, error=error, retry_in_s=delay)
+            self._log.error(
+                "topic.unavailable", topic=self._topic, error=error, retry_in_s=round(delay, 2)
+            )
+            self._health.expect(delay)
             self._shutdown.wait(delay)
         return False
 
@@ -125,10 +106,11 @@ class ProducerService:
         rate = self._settings.rate
         interval = 1.0 / rate if rate else 0.0
         next_at = time.monotonic()
+        inflight = self._inflight
         seq = 0
         while not self._shutdown.requested:
             self._health.beat()
-            if self._answers:
+            if inflight.has_answers:
                 self._take_answers()
             if interval:
                 delay = next_at - time.monotonic()
@@ -137,66 +119,38 @@ class ProducerService:
                     continue
                 # After a stall (a blocked send, a paused VM) resume the rate, do not burst.
                 next_at = max(next_at + interval, time.monotonic() - 1.0)
-            if len(self._pending) >= MAX_UNANSWERED:
-                self._wait_for_answers()
-                self._check_stalled()
-                continue
-            seq += 1
-            self._send(seq)
-            self._check_stalled()
-            if self._client is None:
+            if inflight.full:
+                inflight.wait(_TICK_S)
+                self._take_answers()
+            else:
+                seq += 1
+                self._send(seq)
+            if not self._check_stalled():
                 return
 
     def _send(self, seq: int) -> None:
+        assert self._client is not None
         key, value = message.encode(self._id, seq, datetime.now(UTC), self._settings.message_size)
-        self._pending[seq] = time.perf_counter()
+        self._inflight.sent(seq)
         try:
             future = self._client.send(self._topic, key=key, value=value)
         except KafkaError as exc:
             # Raised before the record was queued (no metadata or buffer space in time).
-            if self._pending.pop(seq, None) is not None:
+            if self._inflight.withdraw(seq):
                 self._count_failure(seq, exc)
             return
         # One bound callable for both outcomes: this runs per message, on the hot path.
-        answer = functools.partial(self._queue_answer, seq)
+        answer = functools.partial(self._inflight.answer, seq)
         future.add_callback(answer)
         future.add_errback(answer)
 
-    def _queue_answer(self, seq: int, outcome: Any) -> None:
-        # Runs on kafka-python's IO thread, once per message: queue it and no more.
-        answers = self._answers
-        answers.append((seq, time.perf_counter(), outcome))
-        if self._waiting and len(answers) >= self._wake_at:
-            self._answered.set()
-
-    def _wait_for_answers(self) -> None:
-        """Wait, up to a tick, until half of the unanswered sends are answered.
-
-        Half, not one: waking for every answer would hand the GIL back and
-        forth with the IO thread once per batch it completes, and the IO
-        thread runs fastest when left alone.
-        """
-        self._wake_at = len(self._pending) - MAX_UNANSWERED // 2
-        self._waiting = True
-        self._answered.clear()
-        # Checked after clearing, so answers queued in between are not missed.
-        if len(self._answers) < self._wake_at:
-            self._answered.wait(_TICK_S)
-        self._waiting = False
-        self._take_answers()
-
     def _take_answers(self) -> None:
         """Count, time and sample-log every answer queued so far."""
-        answers, pending, sample = self._answers, self._pending, self._sample
+        sample = self._sample
         latencies: list[float] = []
         sent_bytes = 0
         ready = False
-        while answers:
-            seq, answered_at, outcome = answers.popleft()
-            started = pending.pop(seq, None)
-            if started is None:
-                # Already counted as failed when its client was given up on.
-                continue
+        for seq, latency, outcome in self._inflight.take():
             if isinstance(outcome, BaseException):
                 self._count_failure(seq, outcome)
                 ready = False
@@ -205,7 +159,7 @@ class ProducerService:
                 # Ready as of this answer: before its log line, which may be watched for.
                 self._health.set_ready(True)
                 ready = True
-            latencies.append(answered_at - started)
+            latencies.append(latency)
             sent_bytes += outcome.serialized_key_size + outcome.serialized_value_size
             if sample():
                 self._log.info(
@@ -220,29 +174,25 @@ class ProducerService:
             self._sent.inc(len(latencies))
             self._sent_bytes.inc(sent_bytes)
 
-    def _check_stalled(self) -> None:
-        now = time.perf_counter()
-        if now < self._stall_check_due:
-            return
-        self._stall_check_due = now + _TICK_S
-        # Sequence numbers go in in order, so the first one left is the oldest.
-        oldest = next(iter(self._pending.values()), None)
-        if oldest is None or now - oldest < self._stall_after_s:
-            return
-        abandoned, self._pending = sorted(self._pending), {}
+    def _check_stalled(self) -> bool:
+        """Replace a client that left sends unanswered; False if stopping meanwhile."""
+        stall = self._inflight.stalled()
+        if stall is None:
+            return True
         self._log.error(
             "producer.stalled",
-            unanswered=len(abandoned),
-            waited_s=round(time.perf_counter() - oldest, 1),
-            first_seq=abandoned[0],
-            last_seq=abandoned[-1],
+            unanswered=len(stall.seqs),
+            waited_s=round(stall.waited_s, 1),
+            first_seq=stall.seqs[0],
+            last_seq=stall.seqs[-1],
         )
-        stalled = KafkaTimeoutError("the Kafka client left the send unanswered; client replaced")
-        for seq in abandoned:
-            self._count_failure(seq, stalled)
+        error = KafkaTimeoutError("the Kafka client left the send unanswered; client replaced")
+        for seq in stall.seqs:
+            self._count_failure(seq, error)
         self._close_client(timeout=0)
         # None only when a stop was requested meanwhile; the loop then ends.
         self._client = self._connect()
+        return self._client is not None
 
     def _count_failure(self, seq: int, exc: BaseException) -> None:
         error_type = type(exc).__name__
@@ -265,11 +215,15 @@ class ProducerService:
         self._log.info("producer.closed", took_s=round(time.monotonic() - started, 3))
 
     def _close_client(self, timeout: float) -> None:
+        client = self._client
+        if client is None:
+            return
         try:
-            self._client.close(timeout=timeout)
+            client.close(timeout=timeout)
         except KafkaError:
             # close() flushes first and gives up on a timeout before it stops
             # the IO thread; stop it anyway, failing what it still holds.
-            sender = getattr(self._client, "_sender", None)
-            if sender is not None:
-                sender.force_close()
+            sender: object = getattr(client, "_sender", None)
+            force_close = getattr(sender, "force_close", None)
+            if callable(force_close):
+                force_close()

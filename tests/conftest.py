@@ -19,8 +19,9 @@ import consumer.metrics
 import localkafka
 import producer.metrics
 from common import message
+from common.config import ConsumerSettings, ProducerSettings, env_variables
 from common.histogram import BatchHistogram
-from localkafka.services import ServiceGroup, ServiceProcess
+from harness import ServiceGroup, ServiceProcess, service_env, walkthrough_env
 
 T = TypeVar("T")
 
@@ -60,6 +61,19 @@ def _external_cluster() -> Cluster | None:
         ca_file=Path(ca_file) if ca_file else None,
         connection_string=os.environ.get("KAFKA_TEST_CONNECTION_STRING"),
     )
+
+
+@pytest.fixture
+def environ(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Set service variables for one test, with every other one of ours unset."""
+    for name in set(env_variables(ConsumerSettings)) | set(env_variables(ProducerSettings)):
+        monkeypatch.delenv(name, raising=False)
+
+    def set_variables(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+
+    return set_variables
 
 
 @pytest.fixture(scope="session")
@@ -197,17 +211,11 @@ def roundtrip() -> Callable[..., list[bytes]]:
     return run
 
 
-def service_env(kafka: Cluster) -> dict[str, str]:
-    """What every service in the tests gets: the broker, loopback HTTP, JSON logs."""
-    return {
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "METRICS_HOST": "127.0.0.1",
-        "METRICS_PORT": "0",
-        "LOG_FORMAT": "json",
-        # Short, so that a consumer killed without LeaveGroup is noticed soon.
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-    }
+#: What every service in the tests gets on top of the harness' defaults.
+TEST_SETTINGS = {
+    # Short, so that a consumer killed without LeaveGroup is noticed soon.
+    "KAFKA_SESSION_TIMEOUT_MS": "6000",
+}
 
 
 def shared_access_key(connection_string: str) -> str:
@@ -219,24 +227,14 @@ def eventhubs_env(kafka: Cluster, topic: str, group: str = "") -> dict[str, str]
     """Service settings for *kafka*'s Event Hubs style listener, by the walkthrough's
     variables: SASL_SSL, verified TLS, and the connection string's key in play."""
     address, ca_file, connection_string = kafka.require_sasl_ssl()
-    env = {
-        **service_env(kafka),
-        "KAFKA_BOOTSTRAP_SERVERS": "",  # blank is unset: EVENTHUBS_BROKER counts
-        "EVENTHUBS_CONNECTION_STRING": connection_string,
-        "EVENTHUBS_BROKER": address,
-        "EVENTHUBS_TOPIC": topic,
-        "KAFKA_SSL_CAFILE": str(ca_file),
-    }
-    if group:
-        env["EVENTHUBS_CONSUMER_GROUPID"] = group
-    return env
+    return walkthrough_env(address, connection_string, ca_file, topic, group, **TEST_SETTINGS)
 
 
 class Services(ServiceGroup):
     """The services of one test, against the test broker."""
 
     def __init__(self, kafka: Cluster) -> None:
-        super().__init__(service_env(kafka), cwd=REPO)
+        super().__init__(service_env(kafka.bootstrap_servers, **TEST_SETTINGS), cwd=REPO)
         self.kafka = kafka
         #: Values that must never show in a service's output or HTTP answers.
         self.secrets: set[str] = set()

@@ -12,8 +12,8 @@ import trustme
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from harness import ServiceProcess, walkthrough_env
 from localkafka import EVENTHUBS_USERNAME
-from localkafka.services import ServiceProcess
 from tests.conftest import Cluster, Services, seqs
 
 
@@ -71,18 +71,8 @@ def test_untrusted_certificate_is_refused(kafka: Cluster, caplog: pytest.LogCapt
 
 
 def _walkthrough_env(kafka: Cluster, topic: str, connection_string: str) -> dict[str, str]:
-    """Only the walkthrough's variables, plus the CA file that makes TLS verifiable."""
     address, ca_file, _ = kafka.require_sasl_ssl()
-    return {
-        "EVENTHUBS_CONNECTION_STRING": connection_string,
-        "EVENTHUBS_BROKER": address,
-        "EVENTHUBS_TOPIC": topic,
-        "EVENTHUBS_CONSUMER_GROUPID": f"g-{topic}",
-        "KAFKA_SSL_CAFILE": str(ca_file),
-        "METRICS_HOST": "127.0.0.1",
-        "METRICS_PORT": "0",
-        "LOG_FORMAT": "json",
-    }
+    return walkthrough_env(address, connection_string, ca_file, topic, f"g-{topic}")
 
 
 def _assert_one_clear_error(service: ServiceProcess) -> None:

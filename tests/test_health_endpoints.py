@@ -54,3 +54,20 @@ def test_endpoints_of_a_working_consumer(services: Services, new_topic: Callable
     assert consumer.get("/healthz") == (200, "ok\n")
     assert consumer.get("/nope")[0] == 404
     assert consumer.stop() == 0
+
+
+def test_metrics_host_takes_an_ipv6_address(services: Services) -> None:
+    consumer = services.start(
+        "consumer",
+        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
+        KAFKA_TOPIC="t",
+        KAFKA_GROUP_ID="g",
+        METRICS_HOST="::",
+    )
+    services.wait_until(lambda: consumer.events("service.started"), what="started")
+
+    assert consumer.get("/healthz", host="::1") == (200, "ok\n")
+    # "::" is every address, IPv4 ones too: Docker's healthcheck asks 127.0.0.1.
+    assert consumer.get("/healthz", host="127.0.0.1") == (200, "ok\n")
+    assert consumer.stop() == 0
+    assert not consumer.events("service.failed")

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 import pytest
 
 import localkafka
-from localkafka.services import ServiceProcess
+from harness import ServiceProcess
 from tests.conftest import OwnBroker, Services, eventhubs_env, seqs, shared_access_key
 
 pytestmark = [pytest.mark.faults, pytest.mark.localkafka]

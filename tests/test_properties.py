@@ -12,7 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.config import ConfigError, ConsumerSettings, ProducerSettings, env_variables, load
+from common.config import (
+    ConfigError,
+    ConsumerSettings,
+    ProducerSettings,
+    env_variables,
+    load,
+    resolve,
+)
 from common.eventhubs import ConnectionStringError, parse_connection_string
 
 pytestmark = pytest.mark.faults
@@ -120,7 +127,7 @@ def test_any_environment_loads_or_fails_with_one_clear_error(
     clean = {name: value for name, value in os.environ.items() if name not in VARIABLES}
     with mock.patch.dict(os.environ, {**clean, **env}, clear=True):
         try:
-            said = repr(load(model))
+            said = repr(resolve(load(model)))
         except ConfigError as error:
             said = str(error)
             problems = error.problems

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from localkafka.services import ServiceProcess
+from harness import ServiceProcess
 from tests.conftest import Services, seqs
 
 ALL = list(range(10))

@@ -104,9 +104,10 @@ class ServiceProcess:
             raise RuntimeError(f"{self.module} has not logged service.started yet")
         return int(started[0]["metrics_port"])
 
-    def get(self, path: str) -> tuple[int, str]:
-        """GET *path* from the service's HTTP endpoint: (status, body)."""
-        url = f"http://127.0.0.1:{self.metrics_port}{path}"
+    def get(self, path: str, host: str = "127.0.0.1") -> tuple[int, str]:
+        """GET *path* from the service's HTTP endpoint at *host*: (status, body)."""
+        address = f"[{host}]" if ":" in host else host
+        url = f"http://{address}:{self.metrics_port}{path}"
         try:
             with urllib.request.urlopen(url, timeout=10) as response:
                 status, body = response.status, response.read().decode()
@@ -141,6 +142,11 @@ class ServiceProcess:
             return "".join(self.raw) + self.stderr
 
 
+def _process_basics() -> dict[str, str]:
+    # What any process needs to start, whatever its settings.
+    return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}  # noqa: S108
+
+
 class ServiceGroup:
     """Services started against one broker, and waiting on conditions across them."""
 
@@ -150,7 +156,7 @@ class ServiceGroup:
         cwd: Path | None = None,
         echo: Callable[[ServiceProcess, dict[str, Any]], None] | None = None,
     ) -> None:
-        self.base_env = {"PATH": os.environ["PATH"], **base_env}
+        self.base_env = {**_process_basics(), **base_env}
         self.cwd = cwd
         self.condition = threading.Condition()
         self.started: list[ServiceProcess] = []
@@ -158,9 +164,7 @@ class ServiceGroup:
 
     def start(self, module: str, *, clean_env: bool = False, **settings: str) -> ServiceProcess:
         """Start *module*; *settings* add to the base environment (or replace it)."""
-        env = (
-            {"PATH": os.environ["PATH"], **settings} if clean_env else {**self.base_env, **settings}
-        )
+        env = {**_process_basics(), **settings} if clean_env else {**self.base_env, **settings}
         service = ServiceProcess(module, env, self.condition, self.cwd, self._echo)
         self.started.append(service)
         return service

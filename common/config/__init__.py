@@ -1,0 +1,44 @@
+"""Configuration: environment → settings → one resolved plan → kafka-python arguments.
+
+``load`` reads and checks each setting alone; ``resolve`` decides everything
+that follows from settings together, including the exact client arguments.
+"""
+
+from common.config._cli import argument_parser, parse_overrides
+from common.config._env import env_names, env_variables
+from common.config._errors import ConfigError, load
+from common.config._kafka_args import ClientArgs, ConsumerArgs, ProducerArgs
+from common.config._plan import (
+    BOOTSTRAP_TIMEOUT_MS,
+    Connection,
+    ConsumerPlan,
+    ProducerPlan,
+    resolve,
+)
+from common.config._security import EventHubsKey, Plaintext, Sasl, Security, Tls
+from common.config._settings import ConsumerSettings, KafkaSettings, ProducerSettings
+
+__all__ = [
+    "BOOTSTRAP_TIMEOUT_MS",
+    "ClientArgs",
+    "ConfigError",
+    "Connection",
+    "ConsumerArgs",
+    "ConsumerPlan",
+    "ConsumerSettings",
+    "EventHubsKey",
+    "KafkaSettings",
+    "Plaintext",
+    "ProducerArgs",
+    "ProducerPlan",
+    "ProducerSettings",
+    "Sasl",
+    "Security",
+    "Tls",
+    "argument_parser",
+    "env_names",
+    "env_variables",
+    "load",
+    "parse_overrides",
+    "resolve",
+]

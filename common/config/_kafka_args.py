@@ -1,0 +1,54 @@
+"""The keyword arguments our kafka-python clients take, as types mypy can check.
+
+They are built once, by ``resolve``; the services, tests and benchmarks
+pass them to ``KafkaProducer(**plan.kafka)`` or ``KafkaConsumer(**plan.kafka)``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Literal, Required, TypedDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+
+
+class ClientArgs(TypedDict, total=False):
+    """What every client of ours sets."""
+
+    bootstrap_servers: Required[list[str]]
+    client_id: Required[str]
+    security_protocol: Required[SecurityProtocol]
+    bootstrap_timeout_ms: Required[int]
+    reconnect_backoff_max_ms: Required[int]
+    request_timeout_ms: Required[int]
+    ssl_context: ssl.SSLContext
+    sasl_mechanism: str
+    sasl_plain_username: str
+    sasl_plain_password: str
+    metadata_max_age_ms: int
+    connections_max_idle_ms: int
+
+
+class ProducerArgs(ClientArgs, total=False):
+    """``KafkaProducer`` arguments."""
+
+    acks: Required[Literal["all"]]
+    enable_idempotence: Required[bool]
+    compression_type: Required[str | None]
+    linger_ms: Required[int]
+    delivery_timeout_ms: Required[int]
+    max_block_ms: Required[int]
+    max_request_size: Required[int]
+
+
+class ConsumerArgs(ClientArgs, total=False):
+    """``KafkaConsumer`` arguments."""
+
+    group_id: Required[str]
+    enable_auto_commit: Required[bool]
+    auto_offset_reset: Required[Literal["earliest", "latest"]]
+    partition_assignment_strategy: Required[tuple[type, ...]]
+    session_timeout_ms: Required[int]
+    heartbeat_interval_ms: Required[int]
+    max_poll_records: Required[int]
+    max_poll_interval_ms: Required[int]

@@ -1,0 +1,313 @@
+"""Settings resolved into what a service does: one plan, decided in one place.
+
+``resolve`` is where settings meet each other: an Event Hubs connection
+string implies the servers, the topic and the security; Microsoft's rules
+for Event Hubs apply; cross-field limits are checked; the secrets the log
+redactor hides are listed; and the kafka-python arguments are built. No
+other code decides what the Kafka client is given.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+from dataclasses import dataclass, field
+from typing import overload
+
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+from pydantic_settings import BaseSettings
+
+from common import eventhubs
+from common.config._env import label
+from common.config._errors import ConfigError
+from common.config._kafka_args import ClientArgs, ConsumerArgs, ProducerArgs
+from common.config._security import EventHubsKey, Plaintext, Sasl, Security, Tls, tls_context
+from common.config._settings import ConsumerSettings, KafkaSettings, ProducerSettings
+
+#: How long one connection attempt may take; short, so SIGTERM is never kept waiting.
+BOOTSTRAP_TIMEOUT_MS = 5_000
+#: Longest wait between two reconnects to a broker (the Java client's default).
+#: kafka-python backs off up to 30 s; after a broker restart that is long
+#: enough for the group to evict a consumer and re-deliver what it processed.
+RECONNECT_BACKOFF_MAX_MS = 1_000
+#: kafka-python's request.timeout.ms, where neither the user nor Event Hubs set one.
+DEFAULT_REQUEST_TIMEOUT_MS = 30_000
+#: kafka-python's max.request.size, where Event Hubs does not need a smaller one.
+DEFAULT_MAX_REQUEST_SIZE = 1_048_576
+#: How long send() and partitions_for() wait for metadata or buffer space;
+#: short, so a SIGTERM is never kept waiting.
+MAX_BLOCK_MS = 3_000
+
+ASSIGNORS: dict[str, type] = {
+    "cooperative-sticky": CooperativeStickyAssignor,
+    "sticky": StickyPartitionAssignor,
+    "range": RangePartitionAssignor,
+    "roundrobin": RoundRobinPartitionAssignor,
+}
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the broker is, who we are to it, and how we prove it."""
+
+    bootstrap_servers: tuple[str, ...]
+    client_id: str
+    security: Security
+    #: Microsoft's rules for Event Hubs apply (a connection string, or its host names).
+    eventhubs: bool
+
+
+@dataclass(frozen=True)
+class ProducerPlan:
+    """Everything the producer does, resolved: its settings, connection and client."""
+
+    settings: ProducerSettings
+    topic: str
+    connection: Connection
+    #: Values the log redactor replaces wherever they appear.
+    secrets: tuple[str, ...] = field(repr=False)
+    #: Holds the SASL password: kept out of the repr.
+    kafka: ProducerArgs = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ConsumerPlan:
+    """Everything the consumer does, resolved: its settings, group, connection and client."""
+
+    settings: ConsumerSettings
+    topic: str
+    group_id: str
+    connection: Connection
+    #: Values the log redactor replaces wherever they appear.
+    secrets: tuple[str, ...] = field(repr=False)
+    #: Holds the SASL password: kept out of the repr.
+    kafka: ConsumerArgs = field(repr=False)
+
+
+@overload
+def resolve(settings: ProducerSettings) -> ProducerPlan: ...
+@overload
+def resolve(settings: ConsumerSettings) -> ConsumerPlan: ...
+def resolve(settings: ProducerSettings | ConsumerSettings) -> ProducerPlan | ConsumerPlan:
+    """The plan for *settings*; ConfigError names every problem found, never a value."""
+    problems = _Problems(type(settings))
+    connection, topic = _connection(settings, problems)
+    secrets = _secrets(connection.security)
+    if isinstance(settings, ProducerSettings):
+        producer = _producer_args(settings, connection, problems)
+        problems.raise_any()
+        assert topic is not None  # a missing topic is a problem raised above
+        return ProducerPlan(settings, topic, connection, secrets, producer)
+    group_id = settings.group_id
+    if group_id is None:
+        problems.missing("group_id")
+    consumer = _consumer_args(settings, connection, group_id or "", problems)
+    problems.raise_any()
+    assert topic is not None  # a missing topic or group is a problem raised above
+    assert group_id is not None
+    return ConsumerPlan(settings, topic, group_id, connection, secrets, consumer)
+
+
+class _Problems:
+    """Collects what is wrong, so that one run names every problem."""
+
+    def __init__(self, model: type[BaseSettings]) -> None:
+        self._model = model
+        self.lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    def missing(self, field: str) -> None:
+        self.add(f"{label(self._model, field)} is missing")
+
+    def raise_any(self) -> None:
+        if self.lines:
+            raise ConfigError(self.lines)
+
+
+def _connection(settings: KafkaSettings, problems: _Problems) -> tuple[Connection, str | None]:
+    parsed = None
+    if settings.eventhubs_connection_string is not None:
+        # Checked when the settings were read; parsed again for its parts.
+        parsed = eventhubs.parse_connection_string(
+            settings.eventhubs_connection_string.get_secret_value()
+        )
+    servers = settings.bootstrap_servers or (parsed.bootstrap_servers if parsed else None)
+    topic = settings.topic or (parsed.entity_path if parsed else None)
+    if servers is None:
+        problems.missing("bootstrap_servers")
+    if topic is None:
+        problems.missing("topic")
+    bootstrap = tuple(servers.split(",")) if servers else ()
+    service = "producer" if isinstance(settings, ProducerSettings) else "consumer"
+    connection = Connection(
+        bootstrap_servers=bootstrap,
+        client_id=settings.client_id or f"{service}-{socket.gethostname()}",
+        security=_security(settings, parsed, problems),
+        eventhubs=parsed is not None or any(eventhubs.is_eventhubs_host(s) for s in bootstrap),
+    )
+    return connection, topic
+
+
+def _security(
+    settings: KafkaSettings,
+    connection_string: eventhubs.ConnectionString | None,
+    problems: _Problems,
+) -> Security:
+    protocol = settings.security_protocol
+    explicit = settings.model_fields_set
+    tls = _tls(settings, problems) if protocol.endswith("SSL") or connection_string else None
+    if connection_string is not None:
+        if "security_protocol" in explicit and protocol != "SASL_SSL":
+            problems.add(
+                f"KAFKA_SECURITY_PROTOCOL={protocol} cannot reach Event Hubs, "
+                "which needs SASL_SSL; unset it"
+            )
+        if "sasl_mechanism" in explicit and settings.sasl_mechanism != "PLAIN":
+            problems.add(
+                f"KAFKA_SASL_MECHANISM={settings.sasl_mechanism} is not what Event Hubs takes "
+                "with a connection string; unset it or use PLAIN"
+            )
+        if "sasl_username" in explicit or "sasl_password" in explicit:
+            problems.add(
+                "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD and EVENTHUBS_CONNECTION_STRING "
+                "are both set; set only one"
+            )
+        assert tls is not None
+        return EventHubsKey(connection_string, tls)
+    if protocol.startswith("SASL_"):
+        if not settings.sasl_username:
+            problems.add(f"KAFKA_SASL_USERNAME is missing ({protocol})")
+        if settings.sasl_password is None:
+            problems.add(f"KAFKA_SASL_PASSWORD is missing ({protocol})")
+        if settings.sasl_username and settings.sasl_password is not None:
+            return Sasl(
+                settings.sasl_mechanism, settings.sasl_username, settings.sasl_password, tls
+            )
+    if tls is not None:
+        return tls
+    return Plaintext()
+
+
+def _tls(settings: KafkaSettings, problems: _Problems) -> Tls:
+    try:
+        context = tls_context(settings.ssl_cafile, settings.ssl_verify)
+    except (ssl.SSLError, OSError):
+        problems.add("KAFKA_SSL_CAFILE: holds no PEM certificate that TLS can use")
+        context = tls_context(None, settings.ssl_verify)
+    return Tls(context, settings.ssl_cafile, settings.ssl_verify)
+
+
+def _secrets(security: Security) -> tuple[str, ...]:
+    """Every secret value, longest first, for the log redactor."""
+    match security:
+        case EventHubsKey(connection_string=parsed):
+            found = [parsed.raw]
+        case Sasl(password=password):
+            found = [password.get_secret_value()]
+        case _:
+            found = []
+    # The key alone can leak too, e.g. inside an error that quotes part of the string.
+    for text in list(found):
+        key = re.search(r"SharedAccessKey=([^;]+)", text, flags=re.IGNORECASE)
+        if key:
+            found.append(key.group(1).strip())
+    return tuple(sorted({s for s in found if len(s) >= 4}, key=len, reverse=True))
+
+
+def _request_timeout_ms(requested: int | None, connection: Connection) -> int:
+    if requested is not None:
+        return requested
+    return eventhubs.REQUEST_TIMEOUT_MS if connection.eventhubs else DEFAULT_REQUEST_TIMEOUT_MS
+
+
+def _client_args(connection: Connection, request_timeout_ms: int) -> ClientArgs:
+    security = connection.security
+    args: ClientArgs = {
+        "bootstrap_servers": list(connection.bootstrap_servers),
+        "client_id": connection.client_id,
+        "security_protocol": security.security_protocol,
+        "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
+        "request_timeout_ms": request_timeout_ms,
+    }
+    sasl = security.sasl if isinstance(security, EventHubsKey) else security
+    tls = sasl.tls if isinstance(sasl, Sasl) else security if isinstance(security, Tls) else None
+    if isinstance(sasl, Sasl):
+        args["sasl_mechanism"] = sasl.mechanism
+        args["sasl_plain_username"] = sasl.username
+        args["sasl_plain_password"] = sasl.password.get_secret_value()
+    if tls is not None:
+        args["ssl_context"] = tls.context
+    if connection.eventhubs:
+        # Azure drops connections idle for 240 s: close and refresh before it does.
+        args["metadata_max_age_ms"] = eventhubs.METADATA_MAX_AGE_MS
+        args["connections_max_idle_ms"] = eventhubs.CONNECTIONS_MAX_IDLE_MS
+    return args
+
+
+def _producer_args(
+    settings: ProducerSettings, connection: Connection, problems: _Problems
+) -> ProducerArgs:
+    request_timeout_ms = _request_timeout_ms(settings.request_timeout_ms, connection)
+    compression = settings.compression_type
+    if connection.eventhubs and compression not in eventhubs.SUPPORTED_COMPRESSION:
+        problems.add(
+            f"KAFKA_COMPRESSION_TYPE={compression} is not supported by Event Hubs; use none or gzip"
+        )
+    # kafka-python refuses this too, but only when the client is built.
+    least = settings.linger_ms + request_timeout_ms
+    if settings.delivery_timeout_ms <= least:
+        problems.add(
+            f"KAFKA_DELIVERY_TIMEOUT_MS={settings.delivery_timeout_ms} must be more than "
+            f"KAFKA_LINGER_MS + KAFKA_REQUEST_TIMEOUT_MS ({least})"
+        )
+    return {
+        **_client_args(connection, request_timeout_ms),
+        # Idempotent, and acknowledged by every in-sync replica: nothing lost,
+        # nothing written twice by a retry.
+        "acks": "all",
+        "enable_idempotence": True,
+        "compression_type": None if compression == "none" else compression,
+        "linger_ms": settings.linger_ms,
+        "delivery_timeout_ms": settings.delivery_timeout_ms,
+        "max_block_ms": MAX_BLOCK_MS,
+        "max_request_size": (
+            eventhubs.MAX_REQUEST_SIZE if connection.eventhubs else DEFAULT_MAX_REQUEST_SIZE
+        ),
+    }
+
+
+def _consumer_args(
+    settings: ConsumerSettings, connection: Connection, group_id: str, problems: _Problems
+) -> ConsumerArgs:
+    # The broker rejects a JoinGroup otherwise; say so before connecting.
+    if settings.heartbeat_interval_ms >= settings.session_timeout_ms:
+        problems.add(
+            f"KAFKA_HEARTBEAT_INTERVAL_MS={settings.heartbeat_interval_ms} must be less than "
+            f"KAFKA_SESSION_TIMEOUT_MS ({settings.session_timeout_ms})"
+        )
+    low, high = eventhubs.SESSION_TIMEOUT_RANGE_MS
+    if connection.eventhubs and not low <= settings.session_timeout_ms <= high:
+        problems.add(
+            f"KAFKA_SESSION_TIMEOUT_MS={settings.session_timeout_ms} is outside what Event Hubs "
+            f"accepts ({low} to {high}; 30000 recommended)"
+        )
+    return {
+        **_client_args(connection, _request_timeout_ms(None, connection)),
+        "group_id": group_id,
+        # Offsets are committed by the service once a message is processed,
+        # never by a timer that does not know what was processed.
+        "enable_auto_commit": False,
+        "auto_offset_reset": settings.auto_offset_reset,
+        "partition_assignment_strategy": (ASSIGNORS[settings.assignment_strategy],),
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "max_poll_records": settings.max_poll_records,
+        "max_poll_interval_ms": settings.max_poll_interval_ms,
+    }

@@ -1,0 +1,358 @@
+"""Settings reach kafka-python through one resolved plan: the exact arguments, no broker needed."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trustme
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+
+from common.config import (
+    ConfigError,
+    ConsumerPlan,
+    ConsumerSettings,
+    EventHubsKey,
+    Plaintext,
+    ProducerPlan,
+    ProducerSettings,
+    Sasl,
+    Tls,
+    load,
+    resolve,
+)
+
+KEY = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0xMjM0NTY="
+CONNECTION_STRING = (
+    "Endpoint=sb://contoso.servicebus.windows.net/;"
+    f"SharedAccessKeyName=send;SharedAccessKey={KEY};EntityPath=orders"
+)
+HOST = socket.gethostname()
+
+#: What every producer of ours is given on plain Apache Kafka.
+PRODUCER = {
+    "bootstrap_servers": ["kafka:9092"],
+    "client_id": f"producer-{HOST}",
+    "security_protocol": "PLAINTEXT",
+    "bootstrap_timeout_ms": 5_000,
+    "reconnect_backoff_max_ms": 1_000,
+    "request_timeout_ms": 30_000,
+    "acks": "all",
+    "enable_idempotence": True,
+    "compression_type": None,
+    "linger_ms": 5,
+    "delivery_timeout_ms": 120_000,
+    "max_block_ms": 3_000,
+    "max_request_size": 1_048_576,
+}
+#: What every consumer of ours is given on plain Apache Kafka.
+CONSUMER = {
+    "bootstrap_servers": ["kafka:9092"],
+    "client_id": f"consumer-{HOST}",
+    "security_protocol": "PLAINTEXT",
+    "bootstrap_timeout_ms": 5_000,
+    "reconnect_backoff_max_ms": 1_000,
+    "request_timeout_ms": 30_000,
+    "group_id": "g",
+    "enable_auto_commit": False,
+    "auto_offset_reset": "earliest",
+    "partition_assignment_strategy": (StickyPartitionAssignor,),
+    "session_timeout_ms": 30_000,
+    "heartbeat_interval_ms": 500,
+    "max_poll_records": 500,
+    "max_poll_interval_ms": 300_000,
+}
+#: Microsoft's settings for Event Hubs, on top of those.
+EVENTHUBS = {
+    "security_protocol": "SASL_SSL",
+    "sasl_mechanism": "PLAIN",
+    "sasl_plain_username": "$ConnectionString",
+    "sasl_plain_password": CONNECTION_STRING,
+    "bootstrap_servers": ["contoso.servicebus.windows.net:9093"],
+    "request_timeout_ms": 60_000,
+    "metadata_max_age_ms": 180_000,
+    "connections_max_idle_ms": 180_000,
+}
+
+Environ = Callable[..., None]
+
+
+def producer(environ: Environ, **variables: str) -> ProducerPlan:
+    environ(**variables)
+    return resolve(load(ProducerSettings))
+
+
+def consumer(environ: Environ, **variables: str) -> ConsumerPlan:
+    environ(**variables)
+    return resolve(load(ConsumerSettings))
+
+
+def without_tls_context(args: object) -> dict[str, object]:
+    plain = dict(args)  # type: ignore[call-overload]
+    plain.pop("ssl_context", None)
+    return plain
+
+
+@pytest.fixture
+def ca_file(tmp_path: Path) -> Path:
+    path = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(path))
+    return path
+
+
+def test_plaintext_producer(environ: Environ) -> None:
+    plan = producer(environ, KAFKA_BOOTSTRAP_SERVERS="kafka:9092", KAFKA_TOPIC="t")
+
+    assert plan.kafka == PRODUCER
+    assert plan.connection.security == Plaintext()
+    assert not plan.connection.eventhubs
+    assert plan.secrets == ()
+
+
+def test_plaintext_consumer(environ: Environ) -> None:
+    plan = consumer(
+        environ, KAFKA_BOOTSTRAP_SERVERS="kafka:9092", KAFKA_TOPIC="t", KAFKA_GROUP_ID="g"
+    )
+
+    assert plan.kafka == CONSUMER
+    assert (plan.topic, plan.group_id) == ("t", "g")
+
+
+def test_every_setting_reaches_its_argument(environ: Environ) -> None:
+    plan = consumer(
+        environ,
+        KAFKA_BOOTSTRAP_SERVERS="a:9092,b:9093",
+        KAFKA_TOPIC="t",
+        KAFKA_GROUP_ID="g",
+        KAFKA_CLIENT_ID="me",
+        KAFKA_AUTO_OFFSET_RESET="latest",
+        KAFKA_PARTITION_ASSIGNMENT_STRATEGY="range",
+        KAFKA_SESSION_TIMEOUT_MS="10000",
+        KAFKA_HEARTBEAT_INTERVAL_MS="1000",
+        KAFKA_MAX_POLL_RECORDS="50",
+        KAFKA_MAX_POLL_INTERVAL_MS="60000",
+    )
+
+    assert plan.kafka == {
+        **CONSUMER,
+        "bootstrap_servers": ["a:9092", "b:9093"],
+        "client_id": "me",
+        "auto_offset_reset": "latest",
+        "partition_assignment_strategy": (RangePartitionAssignor,),
+        "session_timeout_ms": 10_000,
+        "heartbeat_interval_ms": 1_000,
+        "max_poll_records": 50,
+        "max_poll_interval_ms": 60_000,
+    }
+    plan = producer(
+        environ,
+        KAFKA_COMPRESSION_TYPE="gzip",
+        KAFKA_LINGER_MS="20",
+        KAFKA_DELIVERY_TIMEOUT_MS="90000",
+        KAFKA_REQUEST_TIMEOUT_MS="40000",
+    )
+    assert without_tls_context(plan.kafka) | {"bootstrap_servers": ["kafka:9092"]} == {
+        **PRODUCER,
+        "client_id": "me",
+        "compression_type": "gzip",
+        "linger_ms": 20,
+        "delivery_timeout_ms": 90_000,
+        "request_timeout_ms": 40_000,
+    }
+
+
+def test_tls_verifies_the_broker_against_the_ca_file(environ: Environ, ca_file: Path) -> None:
+    plan = producer(
+        environ,
+        KAFKA_BOOTSTRAP_SERVERS="kafka:9093",
+        KAFKA_TOPIC="t",
+        KAFKA_SECURITY_PROTOCOL="SSL",
+        KAFKA_SSL_CAFILE=str(ca_file),
+    )
+
+    assert without_tls_context(plan.kafka) == {
+        **PRODUCER,
+        "bootstrap_servers": ["kafka:9093"],
+        "security_protocol": "SSL",
+    }
+    context = plan.kafka["ssl_context"]
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    assert len(context.get_ca_certs()) == 1
+    assert isinstance(plan.connection.security, Tls)
+
+
+def test_tls_without_verification(environ: Environ) -> None:
+    plan = producer(
+        environ,
+        KAFKA_BOOTSTRAP_SERVERS="kafka:9093",
+        KAFKA_TOPIC="t",
+        KAFKA_SECURITY_PROTOCOL="SSL",
+        KAFKA_SSL_VERIFY="false",
+    )
+
+    context = plan.kafka["ssl_context"]
+    assert context.verify_mode == ssl.CERT_NONE
+    assert not context.check_hostname
+
+
+@pytest.mark.parametrize(
+    ("protocol", "mechanism"),
+    [("SASL_PLAINTEXT", "SCRAM-SHA-256"), ("SASL_SSL", "SCRAM-SHA-512"), ("SASL_SSL", "PLAIN")],
+)
+def test_sasl(environ: Environ, protocol: str, mechanism: str) -> None:
+    plan = producer(
+        environ,
+        KAFKA_BOOTSTRAP_SERVERS="kafka:9094",
+        KAFKA_TOPIC="t",
+        KAFKA_SECURITY_PROTOCOL=protocol,
+        KAFKA_SASL_MECHANISM=mechanism,
+        KAFKA_SASL_USERNAME="alice",
+        KAFKA_SASL_PASSWORD="s3cret-password",
+    )
+
+    assert without_tls_context(plan.kafka) == {
+        **PRODUCER,
+        "bootstrap_servers": ["kafka:9094"],
+        "security_protocol": protocol,
+        "sasl_mechanism": mechanism,
+        "sasl_plain_username": "alice",
+        "sasl_plain_password": "s3cret-password",
+    }
+    assert ("ssl_context" in plan.kafka) == (protocol == "SASL_SSL")
+    assert isinstance(plan.connection.security, Sasl)
+    assert plan.secrets == ("s3cret-password",)
+    assert "s3cret-password" not in repr(plan)
+
+
+def test_a_connection_string_alone_is_eventhubs_with_microsofts_settings(
+    environ: Environ,
+) -> None:
+    environ(EVENTHUBS_CONNECTION_STRING=CONNECTION_STRING, EVENTHUBS_CONSUMER_GROUPID="g")
+    producer_plan = resolve(load(ProducerSettings))
+    consumer_plan = resolve(load(ConsumerSettings))
+
+    assert without_tls_context(producer_plan.kafka) == {
+        **PRODUCER,
+        **EVENTHUBS,
+        "max_request_size": 1_000_000,
+    }
+    assert without_tls_context(consumer_plan.kafka) == {**CONSUMER, **EVENTHUBS}
+    assert producer_plan.kafka["ssl_context"].verify_mode == ssl.CERT_REQUIRED
+    assert isinstance(producer_plan.connection.security, EventHubsKey)
+    assert producer_plan.topic == "orders"
+    assert producer_plan.secrets == (CONNECTION_STRING, KEY)
+    assert KEY not in repr(producer_plan)
+    assert KEY not in repr(consumer_plan)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "contoso.servicebus.windows.net",
+        "contoso.servicebus.chinacloudapi.cn",
+        "CONTOSO.servicebus.usgovcloudapi.net",
+    ],
+)
+def test_eventhubs_host_names_get_microsofts_settings(environ: Environ, host: str) -> None:
+    plan = producer(
+        environ,
+        KAFKA_BOOTSTRAP_SERVERS=f"{host}:9093",
+        KAFKA_TOPIC="t",
+        KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+        KAFKA_SASL_USERNAME="$ConnectionString",
+        KAFKA_SASL_PASSWORD=CONNECTION_STRING,
+    )
+
+    assert plan.connection.eventhubs
+    assert plan.kafka["request_timeout_ms"] == 60_000
+    assert plan.kafka["metadata_max_age_ms"] == 180_000
+    assert plan.kafka["max_request_size"] == 1_000_000
+
+
+def test_a_request_timeout_set_by_the_user_wins_over_eventhubs_advice(environ: Environ) -> None:
+    plan = producer(
+        environ, EVENTHUBS_CONNECTION_STRING=CONNECTION_STRING, KAFKA_REQUEST_TIMEOUT_MS="90000"
+    )
+
+    assert plan.kafka["request_timeout_ms"] == 90_000
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        ({"KAFKA_COMPRESSION_TYPE": "zstd"}, "KAFKA_COMPRESSION_TYPE=zstd is not supported"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SSL"}, "cannot reach Event Hubs"),
+        ({"KAFKA_SASL_MECHANISM": "SCRAM-SHA-256"}, "not what Event Hubs takes"),
+        ({"KAFKA_SASL_USERNAME": "u"}, "set only one"),
+        # Microsoft's 60 s request timeout leaves 120 s of delivery room too little.
+        ({"KAFKA_DELIVERY_TIMEOUT_MS": "60000"}, "KAFKA_DELIVERY_TIMEOUT_MS=60000 must be more"),
+    ],
+)
+def test_eventhubs_rules_for_the_producer(
+    environ: Environ, variables: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem) as error:
+        producer(environ, EVENTHUBS_CONNECTION_STRING=CONNECTION_STRING, **variables)
+
+    assert KEY not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        ({"KAFKA_SESSION_TIMEOUT_MS": "301000"}, "outside what Event Hubs accepts"),
+        (
+            {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "6000"},
+            "must be less than KAFKA_SESSION_TIMEOUT_MS",
+        ),
+    ],
+)
+def test_eventhubs_rules_for_the_consumer(
+    environ: Environ, variables: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        consumer(
+            environ,
+            EVENTHUBS_CONNECTION_STRING=CONNECTION_STRING,
+            EVENTHUBS_CONSUMER_GROUPID="g",
+            **variables,
+        )
+
+
+def test_every_missing_setting_is_named_at_once(environ: Environ) -> None:
+    with pytest.raises(ConfigError) as error:
+        consumer(environ, KAFKA_SECURITY_PROTOCOL="SASL_SSL")
+
+    assert error.value.problems == [
+        "KAFKA_BOOTSTRAP_SERVERS (or EVENTHUBS_BROKER) is missing",
+        "KAFKA_TOPIC (or EVENTHUBS_TOPIC) is missing",
+        "KAFKA_SASL_USERNAME is missing (SASL_SSL)",
+        "KAFKA_SASL_PASSWORD is missing (SASL_SSL)",
+        "KAFKA_GROUP_ID (or EVENTHUBS_CONSUMER_GROUPID) is missing",
+    ]
+
+
+def test_a_ca_file_without_certificates_is_refused(environ: Environ, tmp_path: Path) -> None:
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("this is not a certificate\n")
+
+    with pytest.raises(ConfigError, match="KAFKA_SSL_CAFILE: holds no PEM certificate"):
+        producer(
+            environ,
+            KAFKA_BOOTSTRAP_SERVERS="kafka:9093",
+            KAFKA_TOPIC="t",
+            KAFKA_SECURITY_PROTOCOL="SSL",
+            KAFKA_SSL_CAFILE=str(not_pem),
+        )
+
+
+def test_settings_cannot_be_changed_after_reading(environ: Environ) -> None:
+    plan = producer(environ, KAFKA_BOOTSTRAP_SERVERS="kafka:9092", KAFKA_TOPIC="t")
+
+    with pytest.raises(ValueError, match="frozen"):
+        plan.settings.topic = "other"  # type: ignore[misc]
