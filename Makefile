@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck pytest install jars broker-prereqs promtool demo bench clean
+.PHONY: test lint typecheck pytest install jars broker-prereqs promtool kcat sarama demo bench clean
 
 test: broker-prereqs lint typecheck pytest
 
@@ -48,7 +48,25 @@ promtool:
 	  fi; \
 	}
 
-pytest: install jars promtool
+# kcat (librdkafka's command-line client) is one of the foreign clients the
+# tests run against our services; Debian ships it.
+kcat:
+	@command -v kcat >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing kcat (Debian package kcat)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kcat >/dev/null; \
+	  else \
+	    echo "make test: kcat is missing: sudo apt-get install kcat" >&2; exit 1; \
+	  fi; \
+	}
+
+# The walkthrough's client, Sarama, as a small Go program of ours (tests/sarama);
+# its modules come from the Go module proxy, pinned by go.sum.
+sarama:
+	@command -v go >/dev/null 2>&1 || { echo "make test: the Go toolchain is missing (it builds tests/sarama)" >&2; exit 1; }
+	cd tests/sarama && go build -o ../../build/sarama-walkthrough .
+
+pytest: install jars promtool kcat sarama
 	$(BIN)/pytest
 
 # The walkthrough's story without Docker: about a minute, Ctrl+C stops it cleanly.

@@ -25,17 +25,13 @@ from kafka.errors import (
 
 from common.backoff import Backoff
 from common.config import BOOTSTRAP_TIMEOUT_MS
+from common.failure import ServiceFailed
 from common.health import Health
 from common.shutdown import Shutdown
 
 
-class BrokerRefused(Exception):
+class BrokerRefused(ServiceFailed):
     """The broker answered but will not have us: retrying cannot help."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}")
 
 
 class BrokerUnavailable(Exception):

@@ -70,6 +70,14 @@ _quoted = functools.lru_cache(maxsize=16)(json.dumps)
 _decoder = msgspec.json.Decoder(Envelope)
 
 
+def envelope_of(value: bytes | None) -> Envelope | None:
+    """The envelope in *value*, or None when it is any other record."""
+    try:
+        return decode(value)
+    except InvalidMessage:
+        return None
+
+
 def decode(value: bytes | None) -> Envelope:
     """The envelope in *value*, or InvalidMessage saying why there is none."""
     if value is None:

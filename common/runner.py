@@ -14,7 +14,6 @@ from typing import TypeVar
 import structlog
 from kafka.errors import KafkaConfigurationError
 
-from common.client import BrokerRefused
 from common.config import (
     ConfigError,
     ConsumerPlan,
@@ -27,6 +26,7 @@ from common.config import (
     load,
     parse_overrides,
 )
+from common.failure import ServiceFailed
 from common.health import Health
 from common.http import HttpServer
 from common.logging import configure
@@ -34,7 +34,8 @@ from common.shutdown import Shutdown
 
 #: Exit status for settings that cannot work (as argparse uses for bad usage).
 EXIT_CONFIG = 2
-#: Exit status when the broker refuses us or the metrics port cannot be bound.
+#: Exit status when the broker refuses us, the metrics port cannot be bound, or
+#: the service meets what it cannot handle (a codec it lacks).
 EXIT_REFUSED = 1
 #: How long a thread may hold the GIL while another waits (Python's default: 5 ms).
 #: kafka-python's IO thread sends and completes every batch; handing it the GIL
@@ -93,7 +94,7 @@ def main(
     )
     try:
         run(plan, health, shutdown)
-    except BrokerRefused as exc:
+    except ServiceFailed as exc:
         log.error("service.failed", reason=exc.reason, error=exc.detail)
         return EXIT_REFUSED
     except KafkaConfigurationError as exc:

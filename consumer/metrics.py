@@ -6,8 +6,9 @@ from common.histogram import BatchHistogram
 
 CONSUMED = Counter(
     "messaging_client_consumed_messages",
-    "Messages received and processed.",
-    ["messaging_destination_name", "messaging_consumer_group_name"],
+    "Messages received and processed, by kind: our producer's envelope, any other "
+    "value, or a tombstone (no value).",
+    ["messaging_destination_name", "messaging_consumer_group_name", "kind"],
 )
 PROCESS_DURATION = BatchHistogram(
     "messaging_process_duration_seconds",
@@ -17,14 +18,9 @@ PROCESS_DURATION = BatchHistogram(
 )
 END_TO_END = BatchHistogram(
     "consumer_end_to_end_latency_seconds",
-    "Time from the producer's timestamp in the message to its processing.",
+    "Time from the send time in our envelope (else the record's timestamp) to processing.",
     ["messaging_destination_name"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
-INVALID = Counter(
-    "consumer_invalid_messages",
-    "Messages skipped because they could not be decoded, by reason.",
-    ["messaging_destination_name", "reason"],
 )
 ASSIGNED_PARTITIONS = Gauge(
     "consumer_assigned_partitions",

@@ -9,16 +9,18 @@ re-delivered by a rebalance or a clean stop.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 
 import structlog
-from kafka.errors import KafkaError
+from kafka.errors import InconsistentGroupProtocolError, KafkaError, UnsupportedCodecError
 from kafka.structs import MemberState
 
 from common import message
 from common.backoff import Backoff
 from common.config import ConsumerPlan
+from common.failure import ServiceFailed
 from common.health import Health
 from common.logging import Sampler
 from common.shutdown import Shutdown
@@ -26,13 +28,20 @@ from consumer import metrics
 from consumer.client import ConsumerClient, ConsumerRecord, Offsets, TopicPartition
 from consumer.offsets import OffsetTracker, record_commit
 from consumer.rebalance import RebalanceListener
+from consumer.records import shown, shown_headers, shown_timestamp
 
 #: Longest a poll may block, so a stop request is seen within this.
 POLL_TIMEOUT_MS = 500
 #: How often partition lag is recomputed.
 LAG_INTERVAL_S = 1.0
-#: Characters of a message's content that go into its log line.
-CONTENT_CHARS = 200
+
+
+def _said_by_us(record: logging.LogRecord) -> bool:
+    """False for kafka-python's own line about a mismatch of assignors."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    # Only strings: some of kafka-python's arguments cannot be compared with one.
+    name = InconsistentGroupProtocolError.__name__
+    return not any(isinstance(arg, str) and arg == name for arg in args)
 
 
 class ConsumerService:
@@ -51,7 +60,11 @@ class ConsumerService:
         self._offsets = OffsetTracker()
         self._log = structlog.get_logger().bind(group_id=plan.group_id)
         self._sample = Sampler(settings.log_message_every)
-        self._consumed = metrics.CONSUMED.labels(plan.topic, plan.group_id)
+        # One counter per kind of record, in the order _process_batch counts them.
+        self._consumed = tuple(
+            metrics.CONSUMED.labels(plan.topic, plan.group_id, kind)
+            for kind in ("envelope", "other", "tombstone")
+        )
         self._duration = metrics.PROCESS_DURATION.labels(plan.topic)
         self._latency = metrics.END_TO_END.labels(plan.topic)
         self._lag_due = 0.0
@@ -67,6 +80,8 @@ class ConsumerService:
         self._commit_due = 0.0
 
     def run(self) -> None:
+        # We say it better (group.protocol_mismatch names the setting): one line, not two.
+        logging.getLogger("kafka.coordinator").addFilter(_said_by_us)
         self._client.subscribe(
             [self._topic],
             listener=RebalanceListener(self._client, self._offsets, self._group_id),
@@ -81,12 +96,16 @@ class ConsumerService:
     def _poll_once(self) -> None:
         try:
             batch = self._client.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self._max_records)
+        except UnsupportedCodecError as exc:
+            # Skipping the batch would lose it, and retrying cannot decode it:
+            # stop, hand the partitions to the group, and say what is missing.
+            raise ServiceFailed(
+                "unsupported_codec",
+                f"{exc}: install kafka-python with its codec extras "
+                "(kafka-python[lz4,snappy,zstd]); nothing was skipped",
+            ) from None
         except KafkaError as exc:
-            delay = self._poll_backoff.next()
-            self._health.set_ready(False, f"poll failed: {type(exc).__name__}")
-            self._log.warning("consumer.poll_failed", error=str(exc), retry_in_s=round(delay, 2))
-            self._health.expect(delay)
-            self._shutdown.wait(delay)
+            self._poll_failed(exc)
             return
         self._poll_backoff.reset()
         state = self._client.group_metadata().state
@@ -100,6 +119,24 @@ class ConsumerService:
         self._commit_processed()
         if time.monotonic() >= self._lag_due:
             self._update_lag()
+
+    def _poll_failed(self, exc: KafkaError) -> None:
+        delay = self._poll_backoff.next()
+        self._health.set_ready(False, f"poll failed: {type(exc).__name__}")
+        self._health.expect(delay)
+        if isinstance(exc, InconsistentGroupProtocolError):
+            # Another member lists none of our assignors: name the setting that fixes it.
+            self._log.error(
+                "group.protocol_mismatch",
+                group_id=self._group_id,
+                assignors=",".join(self._settings.assignment_strategy),
+                hint="the group's other members use other assignors: list one they use "
+                "in KAFKA_PARTITION_ASSIGNMENT_STRATEGY (range is every client's default)",
+                retry_in_s=round(delay, 2),
+            )
+        else:
+            self._log.warning("consumer.poll_failed", error=str(exc), retry_in_s=round(delay, 2))
+        self._shutdown.wait(delay)
 
     def _check_topic(self) -> None:
         """Say so, with backoff, while the group has nothing to hand out: no such topic.
@@ -142,27 +179,31 @@ class ConsumerService:
         durations: list[float] = []
         latencies: list[float] = []
         returned = sum(len(records) for records in batch.values())
-        handled = consumed = 0
+        handled = 0
+        counts = [0, 0, 0]  # envelopes, other values, tombstones: as self._consumed
         for partition, records in batch.items():
             done = 0
             for record in records:
                 # At least one message per poll, so that even a slow one makes progress.
                 if stopping() or (handled and now >= deadline):
                     break
-                try:
-                    envelope = message.decode(record.value)
-                except message.InvalidMessage as exc:
-                    self._skip(record, exc.reason)
+                value = record.value
+                envelope = message.envelope_of(value)
+                if envelope is not None:
+                    counts[0] += 1
+                    sent_at = envelope.sent_at.timestamp()
                 else:
-                    if work_s:
-                        self._shutdown.wait(work_s)
+                    counts[1 if value is not None else 2] += 1
+                    # Any other record: latency from its own timestamp, if it has one.
+                    sent_at = record.timestamp / 1000 if record.timestamp >= 0 else 0.0
+                if work_s:
+                    self._shutdown.wait(work_s)
+                if sent_at:
                     # Clocks differ: a producer ahead of us is not a negative latency.
-                    latency = time.time() - envelope.sent_at.timestamp()
+                    latency = time.time() - sent_at
                     latencies.append(latency if latency > 0 else 0.0)
-                    if sample():
-                        self._log_received(record, envelope)
-                    consumed += 1
-                # Skipping a bad message is processing too: it is timed like the rest.
+                if sample():
+                    self._log_received(record, envelope)
                 end = clock()
                 durations.append(end - now)
                 now = end
@@ -174,7 +215,8 @@ class ConsumerService:
                 self._client.seek(partition, records[done].offset)
         self._duration.observe_many(durations)
         self._latency.observe_many(latencies)
-        self._consumed.inc(consumed)
+        for counter, count in zip(self._consumed, counts, strict=True):
+            counter.inc(count)
         self._fit_batch_size(handled, returned, now - started)
 
     def _commit_processed(self) -> None:
@@ -209,27 +251,23 @@ class ConsumerService:
             # Fast again: grow back towards KAFKA_MAX_POLL_RECORDS.
             self._max_records = min(self._settings.max_poll_records, self._max_records * 2)
 
-    def _log_received(self, record: ConsumerRecord, envelope: message.Envelope) -> None:
-        self._log.info(
-            "message.received",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            seq=envelope.seq,
-            producer=envelope.producer,
-            content=(record.value or b"")[:CONTENT_CHARS].decode("utf-8", "replace"),
-        )
-
-    def _skip(self, record: ConsumerRecord, reason: str) -> None:
-        metrics.INVALID.labels(record.topic, reason).inc()
-        self._log.warning(
-            "message.invalid",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            reason=reason,
-            size=None if record.value is None else len(record.value),
-        )
+    def _log_received(self, record: ConsumerRecord, envelope: message.Envelope | None) -> None:
+        value = record.value
+        fields = {
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "timestamp": shown_timestamp(record.timestamp),
+            "key": shown(record.key),
+            "headers": shown_headers(record.headers),
+            "kind": "envelope" if envelope else "other" if value is not None else "tombstone",
+            "size": None if value is None else len(value),
+            "content": shown(value),
+        }
+        if envelope is not None:
+            fields["seq"] = envelope.seq
+            fields["producer"] = envelope.producer
+        self._log.info("message.received", **fields)
 
     def _on_commit(self, offsets: Offsets, response: object) -> None:
         # Runs on the IO thread.

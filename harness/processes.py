@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,17 +27,20 @@ T = TypeVar("T")
 
 
 class ServiceProcess:
-    """One ``python -m producer`` or ``python -m consumer``, its log lines collected."""
+    """One ``python -m producer`` or ``python -m consumer`` (or another client of Kafka's
+    the tests run beside them), its output lines collected."""
 
     def __init__(
         self,
-        module: str,
+        command: Sequence[str],
+        name: str,
         env: Mapping[str, str],
         condition: threading.Condition,
+        *,
         cwd: Path | None = None,
         echo: Callable[[ServiceProcess, dict[str, Any]], None] | None = None,
     ) -> None:
-        self.module = module
+        self.module = name
         self.lines: list[dict[str, Any]] = []
         self.raw: list[str] = []
         self.stderr = ""
@@ -46,13 +49,15 @@ class ServiceProcess:
         self._condition = condition
         self._echo = echo
         self.process = subprocess.Popen(
-            [sys.executable, "-m", module],
+            list(command),
             env=dict(env),
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Other clients may print raw bytes; keep them readable, never fail on them.
+            errors="backslashreplace",
             # Our own process group: a Ctrl+C in the terminal reaches only the
             # driver, which then stops each service in order.
             start_new_session=True,
@@ -165,9 +170,23 @@ class ServiceGroup:
     def start(self, module: str, *, clean_env: bool = False, **settings: str) -> ServiceProcess:
         """Start *module*; *settings* add to the base environment (or replace it)."""
         env = {**_process_basics(), **settings} if clean_env else {**self.base_env, **settings}
-        service = ServiceProcess(module, env, self.condition, self.cwd, self._echo)
+        command = [sys.executable, "-m", module]
+        service = ServiceProcess(
+            command, module, env, self.condition, cwd=self.cwd, echo=self._echo
+        )
         self.started.append(service)
         return service
+
+    def start_command(
+        self, name: str, command: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> ServiceProcess:
+        """Start another program (a foreign client) whose output lines are awaited alike."""
+        full_env = {**_process_basics(), **(env or {})}
+        process = ServiceProcess(
+            command, name, full_env, self.condition, cwd=self.cwd, echo=self._echo
+        )
+        self.started.append(process)
+        return process
 
     def wait_until(self, check: Callable[[], T], timeout: float = 30, what: str = "") -> T:
         """Wait for *check* to return something truthy, re-checking on every log line."""

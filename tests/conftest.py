@@ -22,6 +22,7 @@ from common import message
 from common.config import ConsumerSettings, ProducerSettings, env_variables
 from common.histogram import BatchHistogram
 from harness import ServiceGroup, ServiceProcess, service_env, walkthrough_env
+from tests import clients
 
 T = TypeVar("T")
 
@@ -74,6 +75,24 @@ def environ(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
             monkeypatch.setenv(name, value)
 
     return set_variables
+
+
+@pytest.fixture(scope="session")
+def sarama() -> Path:
+    """The Go/Sarama walkthrough client, built once per run."""
+    try:
+        return clients.sarama_binary()
+    except (clients.ClientMissing, RuntimeError) as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kcat_installed() -> None:
+    """kcat is there, or the test fails saying how to install it."""
+    try:
+        clients.kcat_command("localhost:1")
+    except clients.ClientMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")

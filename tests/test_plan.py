@@ -60,7 +60,7 @@ CONSUMER = {
     "group_id": "g",
     "enable_auto_commit": False,
     "auto_offset_reset": "earliest",
-    "partition_assignment_strategy": (StickyPartitionAssignor,),
+    "partition_assignment_strategy": (StickyPartitionAssignor, RangePartitionAssignor),
     "session_timeout_ms": 30_000,
     "heartbeat_interval_ms": 500,
     "max_poll_records": 500,

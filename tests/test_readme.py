@@ -25,7 +25,7 @@ def test_every_documented_variable_is_read() -> None:
 
 def test_every_metric_is_documented() -> None:
     names = our_metric_names()
-    assert len(names) >= 14
+    assert len(names) >= 13  # the discovery found them: 13 since invalid messages retired
     missing = sorted(n for n in names if f"`{n}`" not in README)
     assert not missing
 

@@ -15,6 +15,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import overload
 
+from kafka import codec
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
@@ -48,6 +49,18 @@ ASSIGNORS: dict[str, type] = {
     "range": RangePartitionAssignor,
     "roundrobin": RoundRobinPartitionAssignor,
 }
+
+
+#: Whether kafka-python can use each codec here: it imports their libraries
+#: if it can, and fails only when a batch needs them.
+CODECS = {
+    "gzip": codec.has_gzip,
+    "snappy": codec.has_snappy,
+    "lz4": codec.has_lz4,
+    "zstd": codec.has_zstd,
+}
+#: The Python package kafka-python needs for each codec (kafka-python's extras).
+CODEC_PACKAGES = {"snappy": "python-snappy", "lz4": "lz4", "zstd": "zstandard"}
 
 
 @dataclass(frozen=True)
@@ -260,6 +273,11 @@ def _producer_args(
         problems.add(
             f"KAFKA_COMPRESSION_TYPE={compression} is not supported by Event Hubs; use none or gzip"
         )
+    if compression != "none" and not CODECS[compression]():
+        problems.add(
+            f"KAFKA_COMPRESSION_TYPE={compression} needs the Python package "
+            f"{CODEC_PACKAGES[compression]}, which is not installed"
+        )
     # kafka-python refuses this too, but only when the client is built.
     least = settings.linger_ms + request_timeout_ms
     if settings.delivery_timeout_ms <= least:
@@ -292,6 +310,13 @@ def _consumer_args(
             f"KAFKA_HEARTBEAT_INTERVAL_MS={settings.heartbeat_interval_ms} must be less than "
             f"KAFKA_SESSION_TIMEOUT_MS ({settings.session_timeout_ms})"
         )
+    strategies = settings.assignment_strategy
+    if "cooperative-sticky" in strategies and len(strategies) > 1:
+        # kafka-python cannot switch between eager and cooperative rebalancing.
+        problems.add(
+            "KAFKA_PARTITION_ASSIGNMENT_STRATEGY: cooperative-sticky cannot be listed with "
+            "other assignors (they rebalance eagerly); list it alone"
+        )
     low, high = eventhubs.SESSION_TIMEOUT_RANGE_MS
     if connection.eventhubs and not low <= settings.session_timeout_ms <= high:
         problems.add(
@@ -305,7 +330,7 @@ def _consumer_args(
         # never by a timer that does not know what was processed.
         "enable_auto_commit": False,
         "auto_offset_reset": settings.auto_offset_reset,
-        "partition_assignment_strategy": (ASSIGNORS[settings.assignment_strategy],),
+        "partition_assignment_strategy": tuple(ASSIGNORS[name] for name in strategies),
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
         "max_poll_records": settings.max_poll_records,

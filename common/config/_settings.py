@@ -10,10 +10,10 @@ the bootstrap servers a connection string implies) is decided once, in
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import FilePath, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from common import eventhubs
 from common.config._env import env
@@ -237,11 +237,15 @@ class ConsumerSettings(KafkaSettings):
         description="Where a group with no committed offset starts: earliest or latest",
         default="earliest",
     )
-    assignment_strategy: AssignmentStrategy = env(
+    # NoDecode: a comma-separated list, not the JSON pydantic-settings expects.
+    assignment_strategy: Annotated[tuple[AssignmentStrategy, ...], NoDecode] = env(
         "KAFKA_PARTITION_ASSIGNMENT_STRATEGY",
-        description="sticky, cooperative-sticky, range or roundrobin (sticky: the shortest "
-        "pause on scale-out we measured; see README)",
-        default="sticky",
+        description="Assignors in order of preference, comma-separated: sticky, "
+        "cooperative-sticky, range, roundrobin. The group uses the first one every member "
+        "lists: sticky among our consumers (the shortest pause on scale-out we measured), "
+        "range beside the Java client, librdkafka or Sarama on their defaults",
+        default=("sticky", "range"),
+        min_length=1,
     )
     session_timeout_ms: int = env(
         "KAFKA_SESSION_TIMEOUT_MS",
@@ -286,3 +290,13 @@ class ConsumerSettings(KafkaSettings):
         default=0.0,
         ge=0,
     )
+
+    @field_validator("assignment_strategy", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        names = tuple(name.strip().lower() for name in value.split(",") if name.strip())
+        if len(set(names)) != len(names):
+            raise ValueError("lists an assignor twice")
+        return names
