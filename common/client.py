@@ -73,6 +73,13 @@ def classify(exc: BaseException) -> BrokerRefused | None:
         chain.append(current)
         current = current.__cause__ or current.__context__
     for error in chain:
+        if isinstance(error, SaslAuthenticationFailedError) and "invalid_token" in str(error):
+            return BrokerRefused(
+                "authentication_failed",
+                "the broker refused the Microsoft Entra ID token (invalid_token): check that "
+                "EVENTHUBS_NAMESPACE is the namespace the token is for, and that the "
+                "identity's token is current",
+            )
         if isinstance(error, SaslAuthenticationFailedError):
             return BrokerRefused(
                 "authentication_failed",

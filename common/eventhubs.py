@@ -40,6 +40,18 @@ DOMAINS = (
 _HOST = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]+$")
 
 
+def is_namespace(name: str) -> bool:
+    """Whether *name* is a namespace's name (``contoso``) or host name in any Azure cloud."""
+    if "." not in name:
+        return bool(re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{4,48}[A-Za-z0-9]", name))
+    return bool(_HOST.match(name)) and name.lower().endswith(DOMAINS)
+
+
+def namespace_host(name: str) -> str:
+    """The host name of namespace *name*: ``contoso`` is in Azure's public cloud."""
+    return (name if "." in name else f"{name}{DOMAINS[0]}").lower()
+
+
 def is_eventhubs_host(server: str) -> bool:
     """Whether *server* (``host:port``) is an Event Hubs namespace, in any Azure cloud."""
     return server.rsplit(":", 1)[0].lower().endswith(DOMAINS)

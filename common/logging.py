@@ -9,6 +9,7 @@ are replaced in every value before anything is written.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import sys
 from collections.abc import Iterable
@@ -21,17 +22,21 @@ REDACTED = "[REDACTED]"
 
 
 class Redactor:
-    """Replaces each known secret wherever it appears in a log event's values."""
+    """Replaces each known secret, and anything matching *patterns*, wherever it appears
+    in a log event's values."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, secrets: Iterable[str], patterns: Iterable[re.Pattern[str]] = ()) -> None:
         # Longest first, so a key inside a connection string cannot leave a tail.
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._patterns = tuple(patterns)
 
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):
             for secret in self._secrets:
                 if secret in value:
                     value = value.replace(secret, REDACTED)
+            for pattern in self._patterns:
+                value = pattern.sub(REDACTED, value)
             return value
         if isinstance(value, dict):
             return {k: self._clean(v) for k, v in value.items()}
@@ -42,7 +47,7 @@ class Redactor:
         return value
 
     def __call__(self, _logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
-        if not self._secrets:
+        if not self._secrets and not self._patterns:
             return event
         return {key: self._clean(value) for key, value in event.items()}
 
@@ -88,7 +93,11 @@ def _library_errors_in_one_line(_logger: WrappedLogger, _name: str, event: Event
 
 
 def configure(
-    service: str, level: str = "INFO", fmt: str = "auto", secrets: Iterable[str] = ()
+    service: str,
+    level: str = "INFO",
+    fmt: str = "auto",
+    secrets: Iterable[str] = (),
+    secret_patterns: Iterable[re.Pattern[str]] = (),
 ) -> None:
     """Set up structlog and the stdlib root logger for *service*; idempotent."""
     console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
@@ -98,7 +107,7 @@ def configure(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _static_fields(service),
         structlog.processors.format_exc_info,
-        Redactor(secrets),
+        Redactor(secrets, secret_patterns),
     ]
     renderer: Processor = (
         structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())

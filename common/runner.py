@@ -17,6 +17,7 @@ from kafka.errors import KafkaConfigurationError
 from common.config import (
     ConfigError,
     ConsumerPlan,
+    EventHubsEntra,
     EventHubsKey,
     KafkaSettings,
     ProducerPlan,
@@ -26,6 +27,7 @@ from common.config import (
     load,
     parse_overrides,
 )
+from common.entra import TOKEN_PATTERN
 from common.failure import ServiceFailed
 from common.health import Health
 from common.http import HttpServer
@@ -65,7 +67,15 @@ def main(
         return EXIT_CONFIG
 
     settings = plan.settings
-    configure(service, settings.log_level, settings.log_format, secrets=plan.secrets)
+    security = plan.connection.security
+    entra = isinstance(security, EventHubsEntra)
+    configure(
+        service,
+        settings.log_level,
+        settings.log_format,
+        secrets=plan.secrets,
+        secret_patterns=[TOKEN_PATTERN] if entra else [],
+    )
     log = structlog.get_logger()
     if not _verifies_tls(plan):
         log.warning("tls.verification_disabled", setting="KAFKA_SSL_VERIFY=false")
@@ -90,9 +100,13 @@ def main(
         metrics_port=server.port,
         topic=plan.topic,
         bootstrap_servers=",".join(plan.connection.bootstrap_servers),
-        security_protocol=plan.connection.security.security_protocol,
+        security_protocol=security.security_protocol,
+        sasl_mechanism=plan.kafka.get("sasl_mechanism"),
     )
     try:
+        if isinstance(security, EventHubsEntra):
+            # The first token now: a credential that cannot sign in is one clear line.
+            security.tokens.start()
         run(plan, health, shutdown)
     except ServiceFailed as exc:
         log.error("service.failed", reason=exc.reason, error=exc.detail)
@@ -110,7 +124,7 @@ def main(
 def _verifies_tls(plan: ProducerPlan | ConsumerPlan) -> bool:
     security = plan.connection.security
     match security:
-        case EventHubsKey(tls=tls) | Sasl(tls=Tls() as tls):
+        case EventHubsKey(tls=tls) | EventHubsEntra(tls=tls) | Sasl(tls=Tls() as tls):
             return tls.verify
         case Tls(verify=verify):
             return verify

@@ -39,3 +39,27 @@ def walkthrough_env(
     if group:
         env["EVENTHUBS_CONSUMER_GROUPID"] = group
     return env
+
+
+def entra_env(
+    address: str,
+    namespace: str,
+    ca_file: Path,
+    topic: str,
+    group: str = "",
+    **settings: str,
+) -> dict[str, str]:
+    """Signing in with Microsoft Entra ID: the namespace, no key; *address* where it listens.
+
+    *settings* add what points azure-identity at its token source.
+    """
+    env = service_env(
+        address,
+        EVENTHUBS_NAMESPACE=namespace,
+        KAFKA_TOPIC=topic,
+        KAFKA_SSL_CAFILE=str(ca_file),
+        **settings,
+    )
+    if group:
+        env["KAFKA_GROUP_ID"] = group
+    return env

@@ -34,6 +34,13 @@ HOST = "127.0.0.1"
 #: The SASL user name Azure Event Hubs expects; the password is a connection string.
 EVENTHUBS_USERNAME = "$ConnectionString"
 _STATE = "localkafka.json"
+#: The namespace of the connection string and of the OAUTHBEARER audience.
+NAMESPACE = "localkafka"
+#: What Microsoft Entra ID puts in an Event Hubs token: the namespace as audience,
+#: and the tenant's token service as issuer (a made-up tenant).
+OAUTH_AUDIENCE = f"https://{NAMESPACE}.servicebus.windows.net"
+OAUTH_ISSUER = "https://sts.windows.net/00000000-0000-4000-8000-00000000cafe/"
+OAUTH_KEY_ID = "localkafka-1"
 _MAIN_CLASS = "kafka.Kafka"
 _HEAP = ("-Xms256m", "-Xmx512m")
 _PR_SET_PDEATHSIG = 1
@@ -50,12 +57,20 @@ class Broker:
     pid: int
     data_dir: Path
     log_file: Path
+    #: SASL_SSL with OAUTHBEARER: RS256 tokens for OAUTH_AUDIENCE from OAUTH_ISSUER,
+    #: checked by Kafka's own validator against the JWKS of *jwt_signing_key*.
+    oauth: str = ""
+    jwt_signing_key: Path | None = None
     kafka_version: str = KAFKA_VERSION
 
     def as_dict(self) -> dict[str, str | int]:
         return {
             "plaintext": self.plaintext,
             "sasl_ssl": self.sasl_ssl,
+            "oauth": self.oauth,
+            "oauth_audience": OAUTH_AUDIENCE,
+            "oauth_issuer": OAUTH_ISSUER,
+            "jwt_signing_key": str(self.jwt_signing_key),
             "ca_file": str(self.ca_file),
             "connection_string": self.connection_string,
             "sasl_username": EVENTHUBS_USERNAME,
@@ -87,6 +102,14 @@ class _Layout:
         return self.root / "tls"
 
     @property
+    def oauth(self) -> Path:
+        return self.root / "oauth"
+
+    @property
+    def jwks(self) -> Path:
+        return self.oauth / "jwks.json"
+
+    @property
     def storage(self) -> Path:
         return self.root / "kraft"
 
@@ -104,7 +127,7 @@ def default_data_dir() -> Path:
     return Path(base) / "localkafka"
 
 
-def new_connection_string(namespace: str = "localkafka") -> str:
+def new_connection_string(namespace: str = NAMESPACE) -> str:
     """An Event Hubs style namespace connection string with a fresh random key."""
     key = base64.b64encode(secrets.token_bytes(32)).decode()
     return (
@@ -144,7 +167,9 @@ def _save_state(layout: _Layout, state: dict[str, object]) -> None:
     tmp.replace(layout.state)
 
 
-def _server_properties(layout: _Layout, ports: dict[str, int], connection_string: str) -> str:
+def _server_properties(
+    layout: _Layout, ports: dict[str, int], connection_string: str, reauth_ms: int | None
+) -> str:
     server_pem = layout.tls / "server.pem"
     jaas = (
         "org.apache.kafka.common.security.plain.PlainLoginModule required "
@@ -159,13 +184,15 @@ def _server_properties(layout: _Layout, ports: dict[str, int], connection_string
         "listeners": (
             f"PLAINTEXT://{HOST}:{ports['plaintext']},"
             f"SASL_SSL://{HOST}:{ports['sasl_ssl']},"
+            f"OAUTH://{HOST}:{ports['oauth']},"
             f"CONTROLLER://{HOST}:{ports['controller']}"
         ),
         "advertised.listeners": (
-            f"PLAINTEXT://{HOST}:{ports['plaintext']},SASL_SSL://{HOST}:{ports['sasl_ssl']}"
+            f"PLAINTEXT://{HOST}:{ports['plaintext']},SASL_SSL://{HOST}:{ports['sasl_ssl']},"
+            f"OAUTH://{HOST}:{ports['oauth']}"
         ),
         "listener.security.protocol.map": (
-            "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
+            "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,OAUTH:SASL_SSL,CONTROLLER:PLAINTEXT"
         ),
         "log.dirs": str(layout.storage),
         # Like Event Hubs: a topic that does not exist is an error, not a surprise.
@@ -182,7 +209,31 @@ def _server_properties(layout: _Layout, ports: dict[str, int], connection_string
         "listener.name.sasl_ssl.plain.sasl.jaas.config": jaas,
         "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
         "listener.name.sasl_ssl.ssl.keystore.location": str(server_pem),
+        # OAUTHBEARER as Event Hubs takes it from Microsoft Entra ID, validated by
+        # Kafka's own JWT validator: signature (JWKS), audience, issuer, expiry.
+        "listener.name.oauth.sasl.enabled.mechanisms": "OAUTHBEARER",
+        "listener.name.oauth.oauthbearer.sasl.jaas.config": (
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
+        ),
+        "listener.name.oauth.oauthbearer.sasl.server.callback.handler.class": (
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+        ),
+        "sasl.oauthbearer.jwks.endpoint.url": layout.jwks.as_uri(),
+        # Kafka 4.1's default, DefaultJwtValidator, built by the handler without
+        # a key resolver, falls back to ClientJwtValidator: no signature check,
+        # no audience or issuer. BrokerJwtValidator builds its own from the JWKS.
+        "sasl.oauthbearer.jwt.validator.class": (
+            "org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator"
+        ),
+        "sasl.oauthbearer.expected.audience": OAUTH_AUDIENCE,
+        "sasl.oauthbearer.expected.issuer": OAUTH_ISSUER,
+        "listener.name.oauth.ssl.keystore.type": "PEM",
+        "listener.name.oauth.ssl.keystore.location": str(server_pem),
     }
+    if reauth_ms is not None:
+        # A session ends this long after authentication unless the client
+        # re-authenticates with a fresh token (KIP-368); 0 turns it off.
+        settings["listener.name.oauth.oauthbearer.connections.max.reauth.ms"] = str(reauth_ms)
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -261,6 +312,8 @@ def _broker(layout: _Layout, state: dict[str, object], pid: int) -> Broker:
     return Broker(
         plaintext=f"{HOST}:{ports['plaintext']}",
         sasl_ssl=f"{HOST}:{ports['sasl_ssl']}",
+        oauth=f"{HOST}:{ports['oauth']}" if "oauth" in ports else "",
+        jwt_signing_key=layout.oauth / "jwt-signing-key.pem",
         ca_file=layout.tls / "ca.pem",
         connection_string=str(state["connection_string"]),
         pid=pid,
@@ -315,17 +368,17 @@ def _die_with_parent() -> None:
 
 
 def _prepare(
-    layout: _Layout, ports: dict[str, int | None], java: str, lib: Path
+    layout: _Layout, ports: dict[str, int | None], java: str, lib: Path, reauth_ms: int | None
 ) -> dict[str, object]:
     """Write settings, certificates and formatted storage; reuse what exists."""
     layout.root.mkdir(parents=True, exist_ok=True)
     state = _load_state(layout)
     saved = state.get("ports") if isinstance(state.get("ports"), dict) else {}
     assert isinstance(saved, dict)
-    fresh = iter(_free_ports(3))
+    fresh = iter(_free_ports(4))
     chosen = {
         name: ports.get(name) or saved.get(name) or next(fresh)
-        for name in ("plaintext", "sasl_ssl", "controller")
+        for name in ("plaintext", "sasl_ssl", "oauth", "controller")
     }
     state["ports"] = chosen
     state.setdefault("connection_string", new_connection_string())
@@ -335,8 +388,10 @@ def _prepare(
 
     if not (layout.tls / "server.pem").exists():
         certs.issue(layout.tls)
+    if not layout.jwks.exists():
+        certs.issue_signing_key(layout.oauth, OAUTH_KEY_ID)
     layout.properties.write_text(
-        _server_properties(layout, chosen, str(state["connection_string"]))
+        _server_properties(layout, chosen, str(state["connection_string"]), reauth_ms)
     )
     layout.properties.chmod(0o600)
     layout.log4j.write_text(_log4j_properties(layout))
@@ -373,13 +428,16 @@ def start(
     *,
     plaintext_port: int | None = None,
     sasl_ssl_port: int | None = None,
+    reauth_ms: int | None = None,
     timeout: float = 60.0,
     bind_to_parent: bool = False,
 ) -> Broker:
     """Start the broker of *data_dir* and return once it answers Kafka requests.
 
     Ports are picked free unless given, and reused on a restart of the same
-    directory. With *bind_to_parent* the broker dies with the calling process.
+    directory. *reauth_ms* is how long an OAUTHBEARER session lasts before the
+    client must re-authenticate (default: as long as its token is valid).
+    With *bind_to_parent* the broker dies with the calling process.
     Raises LocalKafkaError, with the broker's log tail, when it cannot start.
     """
     layout = _Layout(data_dir.resolve())
@@ -387,8 +445,13 @@ def start(
         raise LocalKafkaError(f"a broker already runs in {layout.root} (pid {pid})")
     java = java_executable()
     lib = ensure_jars()
-    requested = {"plaintext": plaintext_port, "sasl_ssl": sasl_ssl_port, "controller": None}
-    state = _prepare(layout, requested, java, lib)
+    requested = {
+        "plaintext": plaintext_port,
+        "sasl_ssl": sasl_ssl_port,
+        "oauth": None,
+        "controller": None,
+    }
+    state = _prepare(layout, requested, java, lib, reauth_ms)
 
     preexec: Callable[[], None] | None = _die_with_parent if bind_to_parent else None
     with layout.stdout_file.open("ab") as out:
@@ -400,6 +463,8 @@ def start(
                 "-XX:MaxGCPauseMillis=20",
                 "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={layout.log4j}",
+                # Kafka 4 fetches a JWKS only from URLs it is told to trust.
+                f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={layout.jwks.as_uri()}",
                 "-cp",
                 f"{lib}/*",
                 _MAIN_CLASS,

@@ -15,11 +15,17 @@ import pytest
 import yaml
 
 from common.config import ConsumerSettings, ProducerSettings, env_variables
+from common.entra import AZURE_VARIABLES
 from localkafka import KAFKA_VERSION
 from tests.conftest import REPO, our_metric_names
 
 BIN = Path(sys.executable).parent
-VARIABLES = set(env_variables(ProducerSettings)) | set(env_variables(ConsumerSettings))
+#: What the services read: their settings, and what azure-identity reads for them.
+VARIABLES = (
+    set(env_variables(ProducerSettings))
+    | set(env_variables(ConsumerSettings))
+    | set(AZURE_VARIABLES)
+)
 
 
 def tool(name: str) -> str:
@@ -110,6 +116,17 @@ def test_compose_and_env_example_set_only_variables_the_services_read(
         assert not unknown, (name, unknown)
     in_example = set(re.findall(r"^#? ?([A-Z][A-Z_]+)=", (REPO / ".env.example").read_text(), re.M))
     assert in_example == VARIABLES
+
+
+def test_azure_setup_script_passes_shellcheck() -> None:
+    check(tool("shellcheck"), "deploy/azure/setup.sh")
+    # Without a mode it explains itself and touches nothing: no az on the PATH is needed.
+    usage = subprocess.run(
+        ["/bin/bash", "deploy/azure/setup.sh"],
+        cwd=REPO, capture_output=True, text=True, check=False, env={"PATH": ""},
+    )  # fmt: skip
+    assert usage.returncode == 2
+    assert "keys|entra" in usage.stderr
 
 
 def test_dockerfile_passes_hadolint() -> None:

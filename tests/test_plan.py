@@ -16,6 +16,7 @@ from common.config import (
     ConfigError,
     ConsumerPlan,
     ConsumerSettings,
+    EventHubsEntra,
     EventHubsKey,
     Plaintext,
     ProducerPlan,
@@ -25,6 +26,7 @@ from common.config import (
     load,
     resolve,
 )
+from common.entra import EntraTokens
 
 KEY = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0xMjM0NTY="
 CONNECTION_STRING = (
@@ -356,3 +358,69 @@ def test_settings_cannot_be_changed_after_reading(environ: Environ) -> None:
 
     with pytest.raises(ValueError, match="frozen"):
         plan.settings.topic = "other"  # type: ignore[misc]
+
+
+def test_a_namespace_alone_signs_in_with_entra_id(environ: Environ) -> None:
+    plan = consumer(environ, EVENTHUBS_NAMESPACE="contoso", KAFKA_TOPIC="t", KAFKA_GROUP_ID="g")
+
+    provider = plan.kafka["sasl_oauth_token_provider"]
+    assert isinstance(provider, EntraTokens)
+    assert provider.scope == "https://contoso.servicebus.windows.net/.default"
+    assert without_tls_context(plan.kafka) == {
+        **CONSUMER,
+        **{k: v for k, v in EVENTHUBS.items() if not k.startswith("sasl_plain")},
+        "sasl_mechanism": "OAUTHBEARER",
+        "sasl_oauth_token_provider": provider,
+    }
+    assert plan.kafka["ssl_context"].verify_mode == ssl.CERT_REQUIRED
+    assert isinstance(plan.connection.security, EventHubsEntra)
+    assert plan.secrets == ()
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"KAFKA_BOOTSTRAP_SERVERS": "contoso.servicebus.chinacloudapi.cn:9093"},
+        {"EVENTHUBS_BROKER": "contoso.servicebus.windows.net:9093"},
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9093",
+            "EVENTHUBS_NAMESPACE": "contoso.servicebus.windows.net",
+        },
+        {
+            "EVENTHUBS_NAMESPACE": "contoso.servicebus.windows.net",
+            "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        },
+    ],
+)
+def test_an_eventhubs_namespace_without_a_key_is_entra_id(
+    environ: Environ, variables: dict[str, str]
+) -> None:
+    plan = producer(environ, KAFKA_TOPIC="t", **variables)
+
+    assert isinstance(plan.connection.security, EventHubsEntra)
+    assert plan.kafka["sasl_mechanism"] == "OAUTHBEARER"
+    assert plan.kafka["request_timeout_ms"] == 60_000  # Microsoft's rules apply
+    assert plan.kafka["sasl_oauth_token_provider"].scope.startswith("https://contoso.")
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        ({"KAFKA_SASL_MECHANISM": "OAUTHBEARER"}, "needs EVENTHUBS_NAMESPACE"),
+        (
+            {"EVENTHUBS_NAMESPACE": "contoso", "EVENTHUBS_CONNECTION_STRING": CONNECTION_STRING},
+            "set only one",
+        ),
+        ({"EVENTHUBS_NAMESPACE": "contoso", "KAFKA_SASL_MECHANISM": "PLAIN"}, "uses OAUTHBEARER"),
+        ({"EVENTHUBS_NAMESPACE": "contoso", "KAFKA_SECURITY_PROTOCOL": "SSL"}, "needs SASL_SSL"),
+        ({"EVENTHUBS_NAMESPACE": "contoso", "KAFKA_SASL_PASSWORD": "x"}, "not used with"),
+    ],
+)
+def test_entra_id_settings_that_cannot_work(
+    environ: Environ, variables: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem) as error:
+        producer(environ, KAFKA_BOOTSTRAP_SERVERS="kafka:9093", KAFKA_TOPIC="t", **variables)
+
+    assert KEY not in str(error.value)

@@ -15,7 +15,7 @@ from common.config._plan import (
     ProducerPlan,
     resolve,
 )
-from common.config._security import EventHubsKey, Plaintext, Sasl, Security, Tls
+from common.config._security import EventHubsEntra, EventHubsKey, Plaintext, Sasl, Security, Tls
 from common.config._settings import ConsumerSettings, KafkaSettings, ProducerSettings
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "ConsumerArgs",
     "ConsumerPlan",
     "ConsumerSettings",
+    "EventHubsEntra",
     "EventHubsKey",
     "KafkaSettings",
     "Plaintext",

@@ -25,6 +25,8 @@ class ClientArgs(TypedDict, total=False):
     sasl_mechanism: str
     sasl_plain_username: str
     sasl_plain_password: str
+    #: A kafka.net.sasl.oauth.AbstractTokenProvider (common.entra.EntraTokens).
+    sasl_oauth_token_provider: object
     metadata_max_age_ms: int
     connections_max_idle_ms: int
 

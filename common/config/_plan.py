@@ -26,8 +26,17 @@ from common import eventhubs
 from common.config._env import label
 from common.config._errors import ConfigError
 from common.config._kafka_args import ClientArgs, ConsumerArgs, ProducerArgs
-from common.config._security import EventHubsKey, Plaintext, Sasl, Security, Tls, tls_context
+from common.config._security import (
+    EventHubsEntra,
+    EventHubsKey,
+    Plaintext,
+    Sasl,
+    Security,
+    Tls,
+    tls_context,
+)
 from common.config._settings import ConsumerSettings, KafkaSettings, ProducerSettings
+from common.entra import EntraTokens
 
 #: How long one connection attempt may take; short, so SIGTERM is never kept waiting.
 BOOTSTRAP_TIMEOUT_MS = 5_000
@@ -150,7 +159,10 @@ def _connection(settings: KafkaSettings, problems: _Problems) -> tuple[Connectio
         parsed = eventhubs.parse_connection_string(
             settings.eventhubs_connection_string.get_secret_value()
         )
+    namespace = _namespace(settings, parsed)
     servers = settings.bootstrap_servers or (parsed.bootstrap_servers if parsed else None)
+    if servers is None and namespace is not None:
+        servers = f"{namespace}:{eventhubs.KAFKA_PORT}"
     topic = settings.topic or (parsed.entity_path if parsed else None)
     if servers is None:
         problems.missing("bootstrap_servers")
@@ -161,20 +173,33 @@ def _connection(settings: KafkaSettings, problems: _Problems) -> tuple[Connectio
     connection = Connection(
         bootstrap_servers=bootstrap,
         client_id=settings.client_id or f"{service}-{socket.gethostname()}",
-        security=_security(settings, parsed, problems),
-        eventhubs=parsed is not None or any(eventhubs.is_eventhubs_host(s) for s in bootstrap),
+        security=_security(settings, parsed, namespace, problems),
+        eventhubs=parsed is not None or namespace is not None,
     )
     return connection, topic
+
+
+def _namespace(
+    settings: KafkaSettings, connection_string: eventhubs.ConnectionString | None
+) -> str | None:
+    """The Event Hubs namespace host, from whichever setting names it; None if not Event Hubs."""
+    if settings.eventhubs_namespace is not None:
+        return eventhubs.namespace_host(settings.eventhubs_namespace)
+    if connection_string is not None:
+        return connection_string.host
+    servers = (settings.bootstrap_servers or "").split(",")
+    hosts = [s.rsplit(":", 1)[0].lower() for s in servers if eventhubs.is_eventhubs_host(s)]
+    return hosts[0] if hosts else None
 
 
 def _security(
     settings: KafkaSettings,
     connection_string: eventhubs.ConnectionString | None,
+    namespace: str | None,
     problems: _Problems,
 ) -> Security:
     protocol = settings.security_protocol
     explicit = settings.model_fields_set
-    tls = _tls(settings, problems) if protocol.endswith("SSL") or connection_string else None
     if connection_string is not None:
         if "security_protocol" in explicit and protocol != "SASL_SSL":
             problems.add(
@@ -191,20 +216,61 @@ def _security(
                 "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD and EVENTHUBS_CONNECTION_STRING "
                 "are both set; set only one"
             )
-        assert tls is not None
-        return EventHubsKey(connection_string, tls)
+        if settings.eventhubs_namespace is not None:
+            problems.add(
+                "EVENTHUBS_NAMESPACE (sign in with Entra ID) and EVENTHUBS_CONNECTION_STRING "
+                "(sign in with a key) are both set; set only one"
+            )
+        return EventHubsKey(connection_string, _tls(settings, problems))
+    if _signs_in_with_entra(settings, namespace):
+        return _entra(settings, namespace, problems)
+    tls = _tls(settings, problems) if protocol.endswith("SSL") else None
     if protocol.startswith("SASL_"):
         if not settings.sasl_username:
             problems.add(f"KAFKA_SASL_USERNAME is missing ({protocol})")
         if settings.sasl_password is None:
             problems.add(f"KAFKA_SASL_PASSWORD is missing ({protocol})")
-        if settings.sasl_username and settings.sasl_password is not None:
-            return Sasl(
-                settings.sasl_mechanism, settings.sasl_username, settings.sasl_password, tls
-            )
+        mechanism = settings.sasl_mechanism
+        # OAUTHBEARER went to _entra above; the check tells mypy so.
+        if settings.sasl_username and settings.sasl_password and mechanism != "OAUTHBEARER":
+            return Sasl(mechanism, settings.sasl_username, settings.sasl_password, tls)
     if tls is not None:
         return tls
     return Plaintext()
+
+
+def _signs_in_with_entra(settings: KafkaSettings, namespace: str | None) -> bool:
+    """Entra ID when asked for, or when an Event Hubs namespace comes with no key at all."""
+    if settings.sasl_mechanism == "OAUTHBEARER" or settings.eventhubs_namespace is not None:
+        return True
+    chosen = {"security_protocol", "sasl_mechanism", "sasl_username", "sasl_password"}
+    return namespace is not None and not chosen & settings.model_fields_set
+
+
+def _entra(settings: KafkaSettings, namespace: str | None, problems: _Problems) -> Security:
+    explicit = settings.model_fields_set
+    if "security_protocol" in explicit and settings.security_protocol != "SASL_SSL":
+        problems.add(
+            f"KAFKA_SECURITY_PROTOCOL={settings.security_protocol} cannot sign in with "
+            "Microsoft Entra ID, which needs SASL_SSL; unset it"
+        )
+    if "sasl_mechanism" in explicit and settings.sasl_mechanism != "OAUTHBEARER":
+        problems.add(
+            f"KAFKA_SASL_MECHANISM={settings.sasl_mechanism} cannot sign in with Microsoft "
+            "Entra ID (EVENTHUBS_NAMESPACE), which uses OAUTHBEARER; unset it"
+        )
+    if "sasl_username" in explicit or "sasl_password" in explicit:
+        problems.add(
+            "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD are not used with Microsoft Entra ID "
+            "(EVENTHUBS_NAMESPACE or OAUTHBEARER); unset them"
+        )
+    if namespace is None:
+        problems.add(
+            "KAFKA_SASL_MECHANISM=OAUTHBEARER needs EVENTHUBS_NAMESPACE: the Event Hubs "
+            "namespace the token is for"
+        )
+        namespace = "unknown.servicebus.windows.net"
+    return EventHubsEntra(namespace, _tls(settings, problems), EntraTokens(namespace))
 
 
 def _tls(settings: KafkaSettings, problems: _Problems) -> Tls:
@@ -255,6 +321,10 @@ def _client_args(connection: Connection, request_timeout_ms: int) -> ClientArgs:
         args["sasl_mechanism"] = sasl.mechanism
         args["sasl_plain_username"] = sasl.username
         args["sasl_plain_password"] = sasl.password.get_secret_value()
+    if isinstance(security, EventHubsEntra):
+        args["sasl_mechanism"] = "OAUTHBEARER"
+        args["sasl_oauth_token_provider"] = security.tokens
+        tls = security.tls
     if tls is not None:
         args["ssl_context"] = tls.context
     if connection.eventhubs:

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import SecretStr
 
 from common import eventhubs
+from common.entra import EntraTokens
 
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -67,7 +68,22 @@ class EventHubsKey:
         )
 
 
-Security = Plaintext | Tls | Sasl | EventHubsKey
+@dataclass(frozen=True)
+class EventHubsEntra:
+    """Event Hubs by Microsoft Entra ID: SASL OAUTHBEARER over TLS, tokens from azure-identity.
+
+    No key anywhere: the identity the service runs as (managed identity,
+    workload identity, a developer's Azure CLI) needs the role Azure Event
+    Hubs Data Sender (producer) or Data Receiver (consumer) on the namespace.
+    """
+
+    namespace: str
+    tls: Tls
+    tokens: EntraTokens = field(compare=False)
+    security_protocol: Literal["SASL_SSL"] = "SASL_SSL"
+
+
+Security = Plaintext | Tls | Sasl | EventHubsKey | EventHubsEntra
 
 
 def tls_context(cafile: Path | None, verify: bool) -> ssl.SSLContext:

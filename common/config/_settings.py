@@ -19,7 +19,7 @@ from common import eventhubs
 from common.config._env import env
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 AssignmentStrategy = Literal["sticky", "cooperative-sticky", "range", "roundrobin"]
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
@@ -64,7 +64,8 @@ class KafkaSettings(BaseSettings):
     )
     sasl_mechanism: SaslMechanism = env(
         "KAFKA_SASL_MECHANISM",
-        description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (PLAIN for Event Hubs)",
+        description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (Event Hubs: PLAIN "
+        "with a connection string, OAUTHBEARER with EVENTHUBS_NAMESPACE)",
         default="PLAIN",
     )
     sasl_username: str | None = env(
@@ -75,6 +76,14 @@ class KafkaSettings(BaseSettings):
     sasl_password: SecretStr | None = env(
         "KAFKA_SASL_PASSWORD",
         description="SASL password (for Event Hubs, the connection string); never logged",
+        default=None,
+    )
+    eventhubs_namespace: str | None = env(
+        "EVENTHUBS_NAMESPACE",
+        description="Event Hubs namespace to sign in to with Microsoft Entra ID, no key: "
+        "contoso, or contoso.servicebus.windows.net in any Azure cloud. Selects SASL_SSL and "
+        "OAUTHBEARER with tokens from azure-identity (managed identity, workload identity, "
+        "Azure CLI...); also the bootstrap servers when KAFKA_BOOTSTRAP_SERVERS is unset",
         default=None,
     )
     eventhubs_connection_string: SecretStr | None = env(
@@ -161,6 +170,16 @@ class KafkaSettings(BaseSettings):
         if not _TOPIC.match(value) or value in (".", ".."):
             raise ValueError(
                 "is not a topic name: use letters, digits, '.', '_' and '-' (no spaces)"
+            )
+        return value
+
+    @field_validator("eventhubs_namespace")
+    @classmethod
+    def _check_namespace(cls, value: str | None) -> str | None:
+        if value is not None and not eventhubs.is_namespace(value):
+            raise ValueError(
+                "is not a namespace: use its name (contoso) or host name "
+                "(contoso.servicebus.windows.net)"
             )
         return value
 
