@@ -288,6 +288,45 @@ def services(kafka: Cluster) -> Iterator[Services]:
     assert not running.leaked(), f"a secret reached a log or an endpoint: {running.leaked()}"
 
 
+def assert_shares_a_group(
+    services: Services,
+    topic: str,
+    ours: ServiceProcess,
+    *,
+    join: Callable[[], ServiceProcess],
+    their_partitions: Callable[[ServiceProcess], list[int]],
+    records: int = 40,
+) -> ServiceProcess:
+    """What every mixed-group test shows, for a 10-partition *topic*.
+
+    Ours owns all 10; the other client joins on its own defaults and the group
+    splits them 5/5; kcat's records reach each member in its own partitions
+    only; the other leaves (SIGTERM) and ours owns all 10 again. Returns the
+    other client, stopped.
+    """
+    services.wait_until(lambda: len(ours.owned(topic)) == 10, what="ours owns all")
+    theirs = join()
+    services.wait_until(lambda: len(ours.owned(topic)) == 5, timeout=60, what="a 5/5 split")
+    mine = set(ours.owned(topic))
+    lines = b"".join(b"k%d:v%d\n" % (i, i) for i in range(records))
+    clients.kcat(services.kafka.bootstrap_servers, "-P", "-t", topic, "-K:", stdin=lines)
+
+    def received_by_ours() -> list[int]:
+        return [line["partition"] for line in ours.events("message.received")]
+
+    services.wait_until(
+        lambda: len(received_by_ours()) + len(their_partitions(theirs)) >= records,
+        what=f"{records} records consumed",
+    )
+    assert set(received_by_ours()) <= mine
+    assert set(their_partitions(theirs)).isdisjoint(mine)
+    assert received_by_ours(), "ours got none"
+    theirs.stop()
+    services.wait_until(lambda: len(ours.owned(topic)) == 10, timeout=60, what="all back")
+    assert ours.stop() == 0
+    return theirs
+
+
 def topic_seqs(bootstrap_servers: str, topic: str) -> list[int]:
     """Every sequence number stored in *topic*, read from the start to the end."""
     reader = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)

@@ -17,7 +17,7 @@ from tests.clients import (
     java_command,
     read_all,
 )
-from tests.conftest import Services, seqs
+from tests.conftest import Services, assert_shares_a_group, seqs
 
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 PER_CODEC = 25
@@ -94,48 +94,29 @@ def test_java_consumer_reads_our_producer_with_every_codec(
 
 
 def test_java_consumer_on_its_defaults_shares_a_group_with_ours(
-    services: Services, new_topic: Callable[..., str]
+    services: Services, new_topic: Callable[..., str], kcat_installed: None
 ) -> None:
-    bootstrap = services.kafka.bootstrap_servers
     topic = new_topic(partitions=10)
     group = f"g-{topic}"
     ours = services.start("consumer", KAFKA_TOPIC=topic, KAFKA_GROUP_ID=group)
-    services.wait_until(lambda: len(ours.owned(topic)) == 10, what="ours owns all")
-
     # The Java client's default assignors: range, cooperative-sticky.
-    theirs = services.start_command(
-        "java-console-consumer",
-        java_command(
-            CONSOLE_CONSUMER,
-            "--bootstrap-server", bootstrap,
-            "--topic", topic,
-            "--group", group,
-            *CONSOLE_PRINT,
-        ),
-    )  # fmt: skip
-    services.wait_until(lambda: len(ours.owned(topic)) == 5, timeout=60, what="a 5/5 split")
-    mine = set(ours.owned(topic))
-    java(
-        CONSOLE_PRODUCER,
-        "--bootstrap-server", bootstrap,
+    command = java_command(
+        CONSOLE_CONSUMER,
+        "--bootstrap-server", services.kafka.bootstrap_servers,
         "--topic", topic,
-        "--property", "parse.key=true",
-        "--property", "key.separator=:",
-        stdin=b"".join(b"k%d:v%d\n" % (i, i) for i in range(40)),
+        "--group", group,
+        # Its own default is latest: it could miss what comes before it has a position.
+        "--consumer-property", "auto.offset.reset=earliest",
+        *CONSOLE_PRINT,
     )  # fmt: skip
 
-    def by_java() -> list[tuple[int, int, str, str]]:
-        return console_records("".join(theirs.raw))
-
-    services.wait_until(
-        lambda: len(ours.events("message.received")) + len(by_java()) >= 40, what="40 consumed"
+    assert_shares_a_group(
+        services,
+        topic,
+        ours,
+        join=lambda: services.start_command("java-console-consumer", command),
+        their_partitions=lambda java: [p for p, *_ in console_records("".join(java.raw))],
     )
-    assert {line["partition"] for line in ours.events("message.received")} <= mine
-    assert {partition for partition, *_ in by_java()}.isdisjoint(mine)
-
-    theirs.stop()  # SIGTERM: the console consumer leaves the group
-    services.wait_until(lambda: len(ours.owned(topic)) == 10, timeout=60, what="all back")
-    assert ours.stop() == 0
 
 
 def test_our_keys_land_where_the_java_producer_puts_them(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.clients import kcat, kcat_command, read_all
-from tests.conftest import Services
+from tests.conftest import Services, assert_shares_a_group
 
 pytestmark = pytest.mark.usefixtures("kcat_installed")
 
@@ -73,39 +72,19 @@ def test_kcat_reads_what_our_producer_sent(
 def test_kcat_shares_a_group_with_our_consumer(
     services: Services, new_topic: Callable[..., str]
 ) -> None:
-    bootstrap = services.kafka.bootstrap_servers
     topic = new_topic(partitions=10)
     group = f"g-{topic}"
     ours = services.start("consumer", KAFKA_TOPIC=topic, KAFKA_GROUP_ID=group)
-    services.wait_until(lambda: len(ours.owned(topic)) == 10, what="ours owns all")
-
     # librdkafka's default assignors: range, roundrobin.
-    theirs = services.start_command(
-        "kcat",
-        kcat_command(
-            bootstrap, "-G", group, "-J", "-q", "-u", "-X", "auto.offset.reset=earliest", topic
-        ),
-    )
-    services.wait_until(lambda: len(ours.owned(topic)) == 5, timeout=60, what="a 5/5 split")
-    kcat(
-        bootstrap,
-        "-P",
-        "-t",
+    command = kcat_command(
+        services.kafka.bootstrap_servers,
+        "-G", group, "-J", "-q", "-u", "-X", "auto.offset.reset=earliest", topic,
+    )  # fmt: skip
+
+    assert_shares_a_group(
+        services,
         topic,
-        "-K:",
-        stdin=b"".join(b"k%d:v%d\n" % (i, i) for i in range(40)),
+        ours,
+        join=lambda: services.start_command("kcat", command),
+        their_partitions=lambda kcat: [r["partition"] for r in kcat.lines if "payload" in r],
     )
-    mine = set(ours.owned(topic))
-
-    def by_kcat() -> list[dict[str, object]]:
-        return [line for line in theirs.lines if "payload" in line]
-
-    services.wait_until(
-        lambda: len(ours.events("message.received")) + len(by_kcat()) >= 40, what="40 consumed"
-    )
-    assert {line["partition"] for line in ours.events("message.received")} <= mine
-    assert {line["partition"] for line in by_kcat()}.isdisjoint(mine)
-
-    theirs.process.send_signal(signal.SIGTERM)  # kcat leaves the group
-    services.wait_until(lambda: len(ours.owned(topic)) == 10, timeout=60, what="all back")
-    assert ours.stop() == 0

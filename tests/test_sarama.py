@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import Services, eventhubs_env, seqs
+from tests.conftest import Services, assert_shares_a_group, eventhubs_env, seqs
 
 
 def sarama_env(services: Services, topic: str, group: str = "") -> dict[str, str]:
@@ -71,29 +71,17 @@ def test_the_walkthroughs_consumer_reads_our_producer(
 
 
 def test_sarama_on_its_defaults_shares_a_group_with_ours(
-    services: Services, new_topic: Callable[..., str], sarama: Path
+    services: Services, new_topic: Callable[..., str], sarama: Path, kcat_installed: None
 ) -> None:
     topic = new_topic(partitions=10)
     env = sarama_env(services, topic, f"g-{topic}")
     ours = services.start("consumer", clean_env=True, **env)
-    services.wait_until(lambda: len(ours.owned(topic)) == 10, what="ours owns all")
 
-    theirs = services.start_command("sarama", [str(sarama), "consume"], env)  # range
-    services.wait_until(lambda: len(ours.owned(topic)) == 5, timeout=60, what="a 5/5 split")
-    mine = set(ours.owned(topic))
-    producer = services.start("producer", clean_env=True, PRODUCER_RATE="100", **env)
-    services.wait_until(
-        lambda: (
-            {e["partition"] for e in theirs.events("message")}
-            and len(seqs(ours, "message.received")) >= 20
-        ),
-        what="both consuming",
+    theirs = assert_shares_a_group(
+        services,
+        topic,
+        ours,
+        join=lambda: services.start_command("sarama", [str(sarama), "consume"], env),  # range
+        their_partitions=lambda sarama: [e["partition"] for e in sarama.events("message")],
     )
-    assert producer.stop() == 0
-    assert {e["partition"] for e in theirs.events("message")}.isdisjoint(mine)
-    assert {e["partition"] for e in ours.events("message.received")} <= mine
-
-    theirs.stop()  # SIGTERM: Sarama closes the group session and leaves
-    services.wait_until(lambda: len(ours.owned(topic)) == 10, timeout=60, what="all back")
-    assert ours.stop() == 0
-    assert theirs.events("closed")
+    assert theirs.events("closed"), "Sarama left the group cleanly"
