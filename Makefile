@@ -36,29 +36,28 @@ jars: install broker-prereqs
 	  $(BIN)/python -c 'import localkafka; print("kafka jars:", localkafka.ensure_jars())'; \
 	fi
 
+# $(call debian,COMMAND,PACKAGE): as root, install Debian's PACKAGE when COMMAND
+# is missing; otherwise say how, and fail.
+define debian
+@command -v $(1) >/dev/null 2>&1 || { \
+  if [ "$$(id -u)" = 0 ]; then \
+    echo "installing $(1) (Debian package $(2))"; \
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2) >/dev/null; \
+  else \
+    echo "make test: $(1) is missing: sudo apt-get install $(2)" >&2; exit 1; \
+  fi; \
+}
+endef
+
 # promtool checks prometheus/*.yml; Debian ships it in the prometheus package
 # (nothing is started). docker-compose and hadolint come with the test extra.
 promtool:
-	@command -v promtool >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing promtool (Debian package prometheus)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
-	  else \
-	    echo "make test: promtool is missing: sudo apt-get install prometheus" >&2; exit 1; \
-	  fi; \
-	}
+	$(call debian,promtool,prometheus)
 
 # kcat (librdkafka's command-line client) is one of the foreign clients the
 # tests run against our services; Debian ships it.
 kcat:
-	@command -v kcat >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing kcat (Debian package kcat)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kcat >/dev/null; \
-	  else \
-	    echo "make test: kcat is missing: sudo apt-get install kcat" >&2; exit 1; \
-	  fi; \
-	}
+	$(call debian,kcat,kcat)
 
 # The walkthrough's client, Sarama, as a small Go program of ours (tests/sarama);
 # its modules come from the Go module proxy, pinned by go.sum.
