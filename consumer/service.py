@@ -9,6 +9,7 @@ re-delivered by a rebalance or a clean stop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -86,6 +87,12 @@ class ConsumerService:
             [self._topic],
             listener=RebalanceListener(self._client, self._offsets, self._group_id),
         )
+        # Metadata after subscribing, before joining: kafka-python's leader
+        # assigns from a snapshot of the subscribed topics' metadata, and one
+        # taken before it knew the topic made it hand out nothing, then
+        # rebalance again a moment later.
+        with contextlib.suppress(KafkaError):
+            self._client.topics()
         try:
             while not self._shutdown.requested:
                 self._health.beat()

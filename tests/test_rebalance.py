@@ -50,3 +50,16 @@ def test_scale_out_and_in(services: Services, new_topic: Callable[..., str]) -> 
     received = seqs(first, "message.received") + seqs(second, "message.received")
     assert len(received) == len(set(received)), "a clean rebalance re-delivered messages"
     assert second.events("partitions.revoked")[-1]["assignment"] == {}
+
+
+def test_a_new_groups_first_assignment_is_the_whole_topic(
+    services: Services, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(partitions=10)
+    consumer = services.start("consumer", KAFKA_TOPIC=topic, KAFKA_GROUP_ID=f"g-{topic}")
+    services.wait_until(lambda: owned(consumer, topic) == ALL, what="all 10")
+    assert consumer.stop() == 0
+
+    # Not an empty assignment first and a second rebalance a moment later.
+    assignments = [line["assignment"] for line in consumer.events("partitions.assigned")]
+    assert assignments == [{topic: ALL}]
