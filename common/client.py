@@ -65,6 +65,22 @@ class _BootstrapWitness(logging.Handler):
                     self.refusal = refusal
 
 
+def _honour_auto_creation_setting(client: object) -> None:
+    """Make kafka-python 3.0.12 obey its own ``allow_auto_create_topics``.
+
+    Its network client builds the cluster metadata without that setting, so
+    every Metadata request asks the broker to create a missing topic, and
+    Event Hubs does for an identity with Manage rights: a misspelt topic
+    became a new event hub. Copied to where it is read; kafka-python is
+    pinned, and tests/test_missing_topic.py fails if this stops working.
+    """
+    config = getattr(client, "config", None)
+    for name in ("_cluster", "_metadata"):  # KafkaConsumer, KafkaProducer
+        cluster_config = getattr(getattr(client, name, None), "config", None)
+        if isinstance(config, dict) and isinstance(cluster_config, dict):
+            cluster_config["allow_auto_create_topics"] = config["allow_auto_create_topics"]
+
+
 def classify(exc: BaseException) -> BrokerRefused | None:
     """A refusal that no retry will fix, or None for a failure worth retrying."""
     chain: list[BaseException] = []
@@ -146,7 +162,9 @@ def connect(
 def _attempt(factory: Callable[[], Client]) -> Client:
     with _witness() as witness:
         try:
-            return factory()
+            client = factory()
+            _honour_auto_creation_setting(client)
+            return client
         except KafkaConfigurationError:
             raise  # settings kafka-python refuses: no retry can help
         except KafkaError as exc:

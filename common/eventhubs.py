@@ -28,6 +28,10 @@ MAX_REQUEST_SIZE = 1_000_000
 MAX_REQUEST_BYTES = 1_046_528
 #: session.timeout.ms values Event Hubs accepts (30000 recommended, our default).
 SESSION_TIMEOUT_RANGE_MS = (6_000, 300_000)
+#: Event Hubs takes at most 4 offset commits per second per partition.
+MIN_COMMIT_INTERVAL_MS = 250
+#: The longest consumer group id Event Hubs takes.
+MAX_GROUP_ID_LENGTH = 256
 #: Compression codecs Event Hubs' Kafka endpoint accepts.
 SUPPORTED_COMPRESSION = frozenset({"none", "gzip"})
 #: Namespace host names in Azure's public and sovereign clouds.
@@ -83,8 +87,8 @@ def parse_connection_string(text: str) -> ConnectionString:
 
     Surrounding white space and quotes are dropped, key names are matched
     without regard to case, and an ``Endpoint`` with or without its trailing
-    slash is accepted. Either ``SharedAccessKeyName`` with ``SharedAccessKey``
-    or a ``SharedAccessSignature`` must be present.
+    slash is accepted. ``SharedAccessKeyName`` with ``SharedAccessKey`` must be
+    present: the Kafka endpoint takes no SAS token (``SharedAccessSignature``).
     """
     cleaned = text.strip()
     if len(cleaned) >= 2 and cleaned[0] == cleaned[-1] and cleaned[0] in "\"'":
@@ -113,14 +117,18 @@ def parse_connection_string(text: str) -> ConnectionString:
             "has an Endpoint that is not sb://<namespace>.servicebus.windows.net/"
         )
 
-    has_key = bool(parts.get("sharedaccesskeyname")) and bool(parts.get("sharedaccesskey"))
-    if not has_key and not parts.get("sharedaccesssignature"):
-        missing = [
-            name
-            for name in ("SharedAccessKeyName", "SharedAccessKey")
-            if not parts.get(name.lower())
-        ]
-        raise ConnectionStringError(f"has no {' or '.join(missing)} (nor a SharedAccessSignature)")
+    if "sharedaccesssignature" in parts:
+        # Accepted by other Event Hubs clients; the Kafka endpoint refuses it.
+        raise ConnectionStringError(
+            "holds a SharedAccessSignature (a SAS token), which Event Hubs' Kafka endpoint "
+            "does not accept: use a connection string with SharedAccessKeyName and "
+            "SharedAccessKey, or EVENTHUBS_NAMESPACE to sign in with Microsoft Entra ID"
+        )
+    missing = [
+        name for name in ("SharedAccessKeyName", "SharedAccessKey") if not parts.get(name.lower())
+    ]
+    if missing:
+        raise ConnectionStringError(f"has no {' or '.join(missing)}")
     return ConnectionString(
         host=match.group(1).lower(),
         entity_path=parts.get("entitypath") or None,

@@ -77,7 +77,7 @@ class ConsumerService:
         self._poll_backoff = Backoff()
         self._topic_check_due = 0.0
         self._work_s = settings.simulated_work_ms / 1000
-        self._commit_interval_s = settings.commit_interval_ms / 1000
+        self._commit_interval_s = plan.commit_interval_ms / 1000
         self._commit_due = 0.0
 
     def run(self) -> None:

@@ -168,7 +168,12 @@ def _save_state(layout: _Layout, state: dict[str, object]) -> None:
 
 
 def _server_properties(
-    layout: _Layout, ports: dict[str, int], connection_string: str, reauth_ms: int | None
+    layout: _Layout,
+    ports: dict[str, int],
+    connection_string: str,
+    *,
+    reauth_ms: int | None,
+    auto_create_topics: bool,
 ) -> str:
     server_pem = layout.tls / "server.pem"
     jaas = (
@@ -195,8 +200,10 @@ def _server_properties(
             "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,OAUTH:SASL_SSL,CONTROLLER:PLAINTEXT"
         ),
         "log.dirs": str(layout.storage),
-        # Like Event Hubs: a topic that does not exist is an error, not a surprise.
-        "auto.create.topics.enable": "false",
+        # Like Event Hubs for most identities: a topic that does not exist is an
+        # error, not a surprise. (Event Hubs does create one for an identity with
+        # Manage rights: auto_create_topics=True stands in for that.)
+        "auto.create.topics.enable": str(auto_create_topics).lower(),
         # Tests form groups constantly; the 3 s default only delays each one.
         "group.initial.rebalance.delay.ms": "0",
         "offsets.topic.replication.factor": "1",
@@ -368,7 +375,13 @@ def _die_with_parent() -> None:
 
 
 def _prepare(
-    layout: _Layout, ports: dict[str, int | None], java: str, lib: Path, reauth_ms: int | None
+    layout: _Layout,
+    ports: dict[str, int | None],
+    java: str,
+    lib: Path,
+    *,
+    reauth_ms: int | None,
+    auto_create_topics: bool,
 ) -> dict[str, object]:
     """Write settings, certificates and formatted storage; reuse what exists."""
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -391,7 +404,13 @@ def _prepare(
     if not layout.jwks.exists():
         certs.issue_signing_key(layout.oauth, OAUTH_KEY_ID)
     layout.properties.write_text(
-        _server_properties(layout, chosen, str(state["connection_string"]), reauth_ms)
+        _server_properties(
+            layout,
+            chosen,
+            str(state["connection_string"]),
+            reauth_ms=reauth_ms,
+            auto_create_topics=auto_create_topics,
+        )
     )
     layout.properties.chmod(0o600)
     layout.log4j.write_text(_log4j_properties(layout))
@@ -429,6 +448,7 @@ def start(
     plaintext_port: int | None = None,
     sasl_ssl_port: int | None = None,
     reauth_ms: int | None = None,
+    auto_create_topics: bool = False,
     timeout: float = 60.0,
     bind_to_parent: bool = False,
 ) -> Broker:
@@ -437,6 +457,8 @@ def start(
     Ports are picked free unless given, and reused on a restart of the same
     directory. *reauth_ms* is how long an OAUTHBEARER session lasts before the
     client must re-authenticate (default: as long as its token is valid).
+    *auto_create_topics* makes a Metadata request create a missing topic, as
+    Event Hubs does for an identity with Manage rights.
     With *bind_to_parent* the broker dies with the calling process.
     Raises LocalKafkaError, with the broker's log tail, when it cannot start.
     """
@@ -451,7 +473,9 @@ def start(
         "oauth": None,
         "controller": None,
     }
-    state = _prepare(layout, requested, java, lib, reauth_ms)
+    state = _prepare(
+        layout, requested, java, lib, reauth_ms=reauth_ms, auto_create_topics=auto_create_topics
+    )
 
     preexec: Callable[[], None] | None = _die_with_parent if bind_to_parent else None
     with layout.stdout_file.open("ab") as out:

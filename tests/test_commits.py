@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from kafka import KafkaConsumer, TopicPartition
 
-from tests.conftest import Cluster, Services, seqs
+from tests.conftest import Cluster, Services, eventhubs_env, seqs
 
 COMMITS = re.compile(r"^consumer_commits_total (\S+)$", re.MULTILINE)
 
@@ -94,3 +94,30 @@ def test_a_clean_stop_commits_at_once(
     received = [(e["partition"], e["offset"]) for e in second.events("message.received")]
     assert len(received) == 10
     assert all(offset >= ends[partition] for partition, offset in received)
+
+
+def test_against_eventhubs_a_partition_is_committed_at_most_4_times_a_second(
+    services: Services, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(partitions=4)
+    # The Event Hubs path (its connection string), and steady traffic to commit.
+    env = eventhubs_env(services.kafka, topic, f"g-{topic}")
+    consumer = services.start("consumer", clean_env=True, **env)
+    services.wait_until(lambda: len(consumer.owned(topic)) == 4, what="4 partitions")
+    producer = services.start("producer", clean_env=True, PRODUCER_RATE="200", **env)
+    services.wait_until(lambda: len(seqs(consumer, "message.received")) >= 50, what="flowing")
+
+    def commits() -> float:
+        return float(COMMITS.findall(consumer.get("/metrics")[1])[0])
+
+    first, started = commits(), time.monotonic()
+    services.wait_until(
+        lambda: len(seqs(consumer, "message.received")) >= 2000, timeout=60, what="2000"
+    )
+    made, elapsed = commits() - first, time.monotonic() - started
+    assert producer.stop() == 0
+    assert consumer.stop() == 0
+    # Each commit carries every partition with new offsets, so commits/s is per
+    # partition; at least 250 ms apart, n commits in t seconds are at most 4t + 1.
+    print(f"eventhubs commits: {made:.0f} in {elapsed:.1f} s = {made / elapsed:.2f}/s")
+    assert 4 <= made <= 4 * elapsed + 1

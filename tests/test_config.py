@@ -193,6 +193,11 @@ def test_connection_strings_as_pasted(text: str) -> None:
         (PORTAL.replace("sb://", "https://"), "not sb://"),
         (PORTAL.split(";SharedAccessKey=", maxsplit=1)[0], "no SharedAccessKey"),
         (PORTAL + ";Stray", "without '='"),
+        (
+            "Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessSignature="
+            f"SharedAccessSignature sr=contoso&sig={KEY}&se=1795660000&skn=send",
+            "does not accept",
+        ),
     ],
 )
 def test_broken_connection_strings(text: str, complaint: str) -> None:

@@ -43,6 +43,7 @@ PRODUCER = {
     "bootstrap_timeout_ms": 5_000,
     "reconnect_backoff_max_ms": 1_000,
     "request_timeout_ms": 30_000,
+    "allow_auto_create_topics": False,
     "acks": "all",
     "enable_idempotence": True,
     "compression_type": None,
@@ -59,6 +60,7 @@ CONSUMER = {
     "bootstrap_timeout_ms": 5_000,
     "reconnect_backoff_max_ms": 1_000,
     "request_timeout_ms": 30_000,
+    "allow_auto_create_topics": False,
     "group_id": "g",
     "enable_auto_commit": False,
     "auto_offset_reset": "earliest",
@@ -308,6 +310,8 @@ def test_eventhubs_rules_for_the_producer(
     ("variables", "problem"),
     [
         ({"KAFKA_SESSION_TIMEOUT_MS": "301000"}, "outside what Event Hubs accepts"),
+        ({"KAFKA_COMMIT_INTERVAL_MS": "100"}, "4 per second per partition"),
+        ({"KAFKA_GROUP_ID": "g" * 257}, "at most 256"),
         (
             {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "6000"},
             "must be less than KAFKA_SESSION_TIMEOUT_MS",
@@ -424,3 +428,16 @@ def test_entra_id_settings_that_cannot_work(
         producer(environ, KAFKA_BOOTSTRAP_SERVERS="kafka:9093", KAFKA_TOPIC="t", **variables)
 
     assert KEY not in str(error.value)
+
+
+def test_eventhubs_commits_at_most_4_times_a_second_per_partition(environ: Environ) -> None:
+    kafka = consumer(
+        environ, KAFKA_BOOTSTRAP_SERVERS="kafka:9092", KAFKA_TOPIC="t", KAFKA_GROUP_ID="g"
+    )
+    assert kafka.commit_interval_ms == 100
+    eventhubs = consumer(
+        environ, EVENTHUBS_CONNECTION_STRING=CONNECTION_STRING, KAFKA_BOOTSTRAP_SERVERS=""
+    )
+    assert eventhubs.commit_interval_ms == 250
+    slower = consumer(environ, KAFKA_COMMIT_INTERVAL_MS="1000")
+    assert slower.commit_interval_ms == 1000

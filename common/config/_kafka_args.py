@@ -21,6 +21,7 @@ class ClientArgs(TypedDict, total=False):
     bootstrap_timeout_ms: Required[int]
     reconnect_backoff_max_ms: Required[int]
     request_timeout_ms: Required[int]
+    allow_auto_create_topics: Required[bool]
     ssl_context: ssl.SSLContext
     sasl_mechanism: str
     sasl_plain_username: str

@@ -103,6 +103,8 @@ class ConsumerPlan:
     settings: ConsumerSettings
     topic: str
     group_id: str
+    #: How often processed offsets are committed, at most (Event Hubs: 4/s per partition).
+    commit_interval_ms: int
     connection: Connection
     #: Values the log redactor replaces wherever they appear.
     secrets: tuple[str, ...] = field(repr=False)
@@ -128,10 +130,13 @@ def resolve(settings: ProducerSettings | ConsumerSettings) -> ProducerPlan | Con
     if group_id is None:
         problems.missing("group_id")
     consumer = _consumer_args(settings, connection, group_id or "", problems)
+    commit_interval_ms = _commit_interval_ms(settings, connection, problems)
     problems.raise_any()
     assert topic is not None  # a missing topic or group is a problem raised above
     assert group_id is not None
-    return ConsumerPlan(settings, topic, group_id, connection, secrets, consumer)
+    return ConsumerPlan(
+        settings, topic, group_id, commit_interval_ms, connection, secrets, consumer
+    )
 
 
 class _Problems:
@@ -314,6 +319,9 @@ def _client_args(connection: Connection, request_timeout_ms: int) -> ClientArgs:
         "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
         "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
         "request_timeout_ms": request_timeout_ms,
+        # A misspelt topic is an error, not a new topic: Event Hubs creates an
+        # event hub on request for an identity with Manage rights.
+        "allow_auto_create_topics": False,
     }
     sasl = security.sasl if isinstance(security, EventHubsKey) else security
     tls = sasl.tls if isinstance(sasl, Sasl) else security if isinstance(security, Tls) else None
@@ -371,6 +379,23 @@ def _producer_args(
     }
 
 
+def _commit_interval_ms(
+    settings: ConsumerSettings, connection: Connection, problems: _Problems
+) -> int:
+    requested = settings.commit_interval_ms
+    if not connection.eventhubs:
+        return requested
+    least = eventhubs.MIN_COMMIT_INTERVAL_MS
+    if "commit_interval_ms" not in settings.model_fields_set:
+        return max(requested, least)
+    if requested < least:
+        problems.add(
+            f"KAFKA_COMMIT_INTERVAL_MS={requested} commits more often than Event Hubs allows "
+            f"(4 per second per partition); use {least} or more"
+        )
+    return requested
+
+
 def _consumer_args(
     settings: ConsumerSettings, connection: Connection, group_id: str, problems: _Problems
 ) -> ConsumerArgs:
@@ -386,6 +411,11 @@ def _consumer_args(
         problems.add(
             "KAFKA_PARTITION_ASSIGNMENT_STRATEGY: cooperative-sticky cannot be listed with "
             "other assignors (they rebalance eagerly); list it alone"
+        )
+    if connection.eventhubs and len(group_id) > eventhubs.MAX_GROUP_ID_LENGTH:
+        problems.add(
+            f"KAFKA_GROUP_ID is {len(group_id)} characters; Event Hubs takes at most "
+            f"{eventhubs.MAX_GROUP_ID_LENGTH}"
         )
     low, high = eventhubs.SESSION_TIMEOUT_RANGE_MS
     if connection.eventhubs and not low <= settings.session_timeout_ms <= high:
