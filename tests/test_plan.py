@@ -441,3 +441,17 @@ def test_eventhubs_commits_at_most_4_times_a_second_per_partition(environ: Envir
     assert eventhubs.commit_interval_ms == 250
     slower = consumer(environ, KAFKA_COMMIT_INTERVAL_MS="1000")
     assert slower.commit_interval_ms == 1000
+
+
+def test_sasl_with_an_empty_password_is_still_sasl(environ: Environ) -> None:
+    # A flag given as --sasl-password "" is a (bad) password, not "no SASL".
+    environ(
+        KAFKA_BOOTSTRAP_SERVERS="kafka:9094",
+        KAFKA_TOPIC="t",
+        KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        KAFKA_SASL_USERNAME="alice",
+    )
+    plan = resolve(load(ProducerSettings, {"sasl_password": ""}))
+
+    assert isinstance(plan.connection.security, Sasl)
+    assert plan.kafka["security_protocol"] == "SASL_PLAINTEXT"

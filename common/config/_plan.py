@@ -165,9 +165,10 @@ def _connection(settings: KafkaSettings, problems: _Problems) -> tuple[Connectio
             settings.eventhubs_connection_string.get_secret_value()
         )
     namespace = _namespace(settings, parsed)
-    servers = settings.bootstrap_servers or (parsed.bootstrap_servers if parsed else None)
-    if servers is None and namespace is not None:
-        servers = f"{namespace}:{eventhubs.KAFKA_PORT}"
+    # A connection string's namespace, or EVENTHUBS_NAMESPACE, implies the servers.
+    servers = settings.bootstrap_servers or (
+        f"{namespace}:{eventhubs.KAFKA_PORT}" if namespace is not None else None
+    )
     topic = settings.topic or (parsed.entity_path if parsed else None)
     if servers is None:
         problems.missing("bootstrap_servers")
@@ -179,7 +180,7 @@ def _connection(settings: KafkaSettings, problems: _Problems) -> tuple[Connectio
         bootstrap_servers=bootstrap,
         client_id=settings.client_id or f"{service}-{socket.gethostname()}",
         security=_security(settings, parsed, namespace, problems),
-        eventhubs=parsed is not None or namespace is not None,
+        eventhubs=namespace is not None,
     )
     return connection, topic
 
@@ -235,10 +236,10 @@ def _security(
             problems.add(f"KAFKA_SASL_USERNAME is missing ({protocol})")
         if settings.sasl_password is None:
             problems.add(f"KAFKA_SASL_PASSWORD is missing ({protocol})")
-        mechanism = settings.sasl_mechanism
+        mechanism, password = settings.sasl_mechanism, settings.sasl_password
         # OAUTHBEARER went to _entra above; the check tells mypy so.
-        if settings.sasl_username and settings.sasl_password and mechanism != "OAUTHBEARER":
-            return Sasl(mechanism, settings.sasl_username, settings.sasl_password, tls)
+        if settings.sasl_username and password is not None and mechanism != "OAUTHBEARER":
+            return Sasl(mechanism, settings.sasl_username, password, tls)
     if tls is not None:
         return tls
     return Plaintext()
