@@ -22,6 +22,10 @@ METADATA_MAX_AGE_MS = 180_000
 CONNECTIONS_MAX_IDLE_MS = 180_000
 #: Over 20000, and at least 60000 with the idempotent producer.
 REQUEST_TIMEOUT_MS = 60_000
+#: "Don't change this value" (Microsoft): the group's heartbeat on Event Hubs.
+HEARTBEAT_INTERVAL_MS = 3_000
+#: Tiers whose namespaces take compressed batches (gzip only); Standard refuses them.
+COMPRESSING_TIERS = frozenset({"premium", "dedicated"})
 #: Below MAX_REQUEST_BYTES, the largest request Event Hubs takes before
 #: closing the connection.
 MAX_REQUEST_SIZE = 1_000_000

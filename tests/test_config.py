@@ -234,6 +234,7 @@ MALFORMED = {
     "PRODUCER_RATE": ["fast", "-5", "nan"],
     "PRODUCER_MESSAGE_SIZE": ["0", "2000000", "1KB"],
     "KAFKA_COMPRESSION_TYPE": ["brotli"],
+    "EVENTHUBS_TIER": ["basic", "Premium tier"],
     "KAFKA_LINGER_MS": ["-1", "5ms"],
     "KAFKA_DELIVERY_TIMEOUT_MS": ["100", "30000", "2m"],
     "KAFKA_REQUEST_TIMEOUT_MS": ["0", "200000"],

@@ -245,7 +245,12 @@ def test_a_connection_string_alone_is_eventhubs_with_microsofts_settings(
         **EVENTHUBS,
         "max_request_size": 1_000_000,
     }
-    assert without_tls_context(consumer_plan.kafka) == {**CONSUMER, **EVENTHUBS}
+    assert without_tls_context(consumer_plan.kafka) == {
+        **CONSUMER,
+        **EVENTHUBS,
+        # Microsoft: "Don't change this value".
+        "heartbeat_interval_ms": 3_000,
+    }
     assert producer_plan.kafka["ssl_context"].verify_mode == ssl.CERT_REQUIRED
     assert isinstance(producer_plan.connection.security, EventHubsKey)
     assert producer_plan.topic == "orders"
@@ -286,10 +291,54 @@ def test_a_request_timeout_set_by_the_user_wins_over_eventhubs_advice(environ: E
     assert plan.kafka["request_timeout_ms"] == 90_000
 
 
+@pytest.mark.parametrize("tier", ["premium", "dedicated"])
+def test_gzip_on_eventhubs_when_the_namespace_takes_it(environ: Environ, tier: str) -> None:
+    plan = producer(
+        environ,
+        EVENTHUBS_CONNECTION_STRING=CONNECTION_STRING,
+        KAFKA_COMPRESSION_TYPE="gzip",
+        EVENTHUBS_TIER=tier,
+    )
+
+    assert plan.kafka["compression_type"] == "gzip"
+
+
+def test_a_heartbeat_set_by_the_user_wins_over_eventhubs_advice(environ: Environ) -> None:
+    plan = consumer(
+        environ,
+        EVENTHUBS_CONNECTION_STRING=CONNECTION_STRING,
+        EVENTHUBS_CONSUMER_GROUPID="g",
+        KAFKA_HEARTBEAT_INTERVAL_MS="1000",
+    )
+
+    assert plan.kafka["heartbeat_interval_ms"] == 1_000
+
+
+def test_eventhubs_rules_stay_with_eventhubs(environ: Environ) -> None:
+    """Apache Kafka takes what Event Hubs refuses: a short poll interval, a short timeout."""
+    plan = consumer(
+        environ,
+        KAFKA_BOOTSTRAP_SERVERS="kafka:9092",
+        KAFKA_TOPIC="t",
+        KAFKA_GROUP_ID="g",
+        KAFKA_SESSION_TIMEOUT_MS="6000",
+        KAFKA_MAX_POLL_INTERVAL_MS="2000",
+    )
+    assert plan.kafka["max_poll_interval_ms"] == 2_000
+    assert plan.kafka["heartbeat_interval_ms"] == 500
+
+
 @pytest.mark.parametrize(
     ("variables", "problem"),
     [
         ({"KAFKA_COMPRESSION_TYPE": "zstd"}, "KAFKA_COMPRESSION_TYPE=zstd is not supported"),
+        # Standard namespaces refuse compressed batches; the tier must be said.
+        ({"KAFKA_COMPRESSION_TYPE": "gzip"}, "needs a Premium or Dedicated"),
+        (
+            {"KAFKA_COMPRESSION_TYPE": "gzip", "EVENTHUBS_TIER": "standard"},
+            "EVENTHUBS_TIER is standard",
+        ),
+        ({"KAFKA_REQUEST_TIMEOUT_MS": "30000"}, "60000 or more"),
         ({"KAFKA_SECURITY_PROTOCOL": "SSL"}, "cannot reach Event Hubs"),
         ({"KAFKA_SASL_MECHANISM": "SCRAM-SHA-256"}, "not what Event Hubs takes"),
         ({"KAFKA_SASL_USERNAME": "u"}, "set only one"),
@@ -315,6 +364,10 @@ def test_eventhubs_rules_for_the_producer(
         (
             {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "6000"},
             "must be less than KAFKA_SESSION_TIMEOUT_MS",
+        ),
+        (
+            {"KAFKA_SESSION_TIMEOUT_MS": "30000", "KAFKA_MAX_POLL_INTERVAL_MS": "30000"},
+            "must be more than KAFKA_SESSION_TIMEOUT_MS",
         ),
     ],
 )
@@ -375,6 +428,7 @@ def test_a_namespace_alone_signs_in_with_entra_id(environ: Environ) -> None:
         **{k: v for k, v in EVENTHUBS.items() if not k.startswith("sasl_plain")},
         "sasl_mechanism": "OAUTHBEARER",
         "sasl_oauth_token_provider": provider,
+        "heartbeat_interval_ms": 3_000,
     }
     assert plan.kafka["ssl_context"].verify_mode == ssl.CERT_REQUIRED
     assert isinstance(plan.connection.security, EventHubsEntra)

@@ -348,10 +348,8 @@ def _producer_args(
 ) -> ProducerArgs:
     request_timeout_ms = _request_timeout_ms(settings.request_timeout_ms, connection)
     compression = settings.compression_type
-    if connection.eventhubs and compression not in eventhubs.SUPPORTED_COMPRESSION:
-        problems.add(
-            f"KAFKA_COMPRESSION_TYPE={compression} is not supported by Event Hubs; use none or gzip"
-        )
+    if connection.eventhubs:
+        _eventhubs_producer_rules(settings, request_timeout_ms, problems)
     if compression != "none" and not CODECS[compression]():
         problems.add(
             f"KAFKA_COMPRESSION_TYPE={compression} needs the Python package "
@@ -380,6 +378,34 @@ def _producer_args(
     }
 
 
+def _eventhubs_producer_rules(
+    settings: ProducerSettings, request_timeout_ms: int, problems: _Problems
+) -> None:
+    compression = settings.compression_type
+    if compression not in eventhubs.SUPPORTED_COMPRESSION:
+        problems.add(
+            f"KAFKA_COMPRESSION_TYPE={compression} is not supported by Event Hubs; use none or gzip"
+        )
+    elif compression != "none" and settings.eventhubs_tier not in eventhubs.COMPRESSING_TIERS:
+        tier = settings.eventhubs_tier or "not given"
+        problems.add(
+            f"KAFKA_COMPRESSION_TYPE={compression} needs a Premium or Dedicated Event Hubs "
+            f"namespace (EVENTHUBS_TIER is {tier}); a Standard one refuses compressed "
+            "batches: use none, or set EVENTHUBS_TIER=premium or dedicated"
+        )
+    if request_timeout_ms < eventhubs.REQUEST_TIMEOUT_MS:
+        problems.add(
+            f"KAFKA_REQUEST_TIMEOUT_MS={request_timeout_ms} is below what Event Hubs needs "
+            f"from the idempotent producer ({eventhubs.REQUEST_TIMEOUT_MS} or more)"
+        )
+
+
+def _heartbeat_interval_ms(settings: ConsumerSettings, connection: Connection) -> int:
+    if connection.eventhubs and "heartbeat_interval_ms" not in settings.model_fields_set:
+        return eventhubs.HEARTBEAT_INTERVAL_MS
+    return settings.heartbeat_interval_ms
+
+
 def _commit_interval_ms(
     settings: ConsumerSettings, connection: Connection, problems: _Problems
 ) -> int:
@@ -400,11 +426,17 @@ def _commit_interval_ms(
 def _consumer_args(
     settings: ConsumerSettings, connection: Connection, group_id: str, problems: _Problems
 ) -> ConsumerArgs:
+    heartbeat_interval_ms = _heartbeat_interval_ms(settings, connection)
     # The broker rejects a JoinGroup otherwise; say so before connecting.
-    if settings.heartbeat_interval_ms >= settings.session_timeout_ms:
+    if heartbeat_interval_ms >= settings.session_timeout_ms:
         problems.add(
-            f"KAFKA_HEARTBEAT_INTERVAL_MS={settings.heartbeat_interval_ms} must be less than "
+            f"KAFKA_HEARTBEAT_INTERVAL_MS={heartbeat_interval_ms} must be less than "
             f"KAFKA_SESSION_TIMEOUT_MS ({settings.session_timeout_ms})"
+        )
+    if connection.eventhubs and settings.max_poll_interval_ms <= settings.session_timeout_ms:
+        problems.add(
+            f"KAFKA_MAX_POLL_INTERVAL_MS={settings.max_poll_interval_ms} must be more than "
+            f"KAFKA_SESSION_TIMEOUT_MS ({settings.session_timeout_ms}) on Event Hubs"
         )
     strategies = settings.assignment_strategy
     if "cooperative-sticky" in strategies and len(strategies) > 1:
@@ -433,7 +465,7 @@ def _consumer_args(
         "auto_offset_reset": settings.auto_offset_reset,
         "partition_assignment_strategy": tuple(ASSIGNORS[name] for name in strategies),
         "session_timeout_ms": settings.session_timeout_ms,
-        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "heartbeat_interval_ms": heartbeat_interval_ms,
         "max_poll_records": settings.max_poll_records,
         "max_poll_interval_ms": settings.max_poll_interval_ms,
     }

@@ -22,6 +22,7 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 AssignmentStrategy = Literal["sticky", "cooperative-sticky", "range", "roundrobin"]
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
+Tier = Literal["standard", "premium", "dedicated"]
 
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]+$")
 _HOST_PORT = re.compile(r"^\[?[A-Za-z0-9.:_-]+\]?:(\d{1,5})$")
@@ -216,6 +217,12 @@ class ProducerSettings(KafkaSettings):
         description="none, gzip, snappy, lz4 or zstd (Event Hubs takes none or gzip)",
         default="none",
     )
+    eventhubs_tier: Tier | None = env(
+        "EVENTHUBS_TIER",
+        description="The Event Hubs namespace's tier: standard, premium or dedicated; "
+        "compressed batches need premium or dedicated",
+        default=None,
+    )
     linger_ms: int = env(
         "KAFKA_LINGER_MS",
         description="How long the producer waits to fill a batch, in milliseconds",
@@ -233,7 +240,8 @@ class ProducerSettings(KafkaSettings):
     request_timeout_ms: int | None = env(
         "KAFKA_REQUEST_TIMEOUT_MS",
         description="How long the producer waits for the broker to answer one request "
-        "before retrying it; default 30000 (60000 for Event Hubs)",
+        "before retrying it; default 30000 (60000 for Event Hubs, which takes no less "
+        "from the idempotent producer)",
         default=None,
         ge=1_000,
     )
@@ -277,7 +285,8 @@ class ConsumerSettings(KafkaSettings):
         "KAFKA_HEARTBEAT_INTERVAL_MS",
         description="How often the consumer tells the group it is alive; a consumer "
         "learns of a rebalance on its next heartbeat, so this bounds how soon "
-        "partitions move when a consumer joins or leaves",
+        "partitions move when a consumer joins or leaves; default 500 (3000 for "
+        "Event Hubs, as Microsoft asks)",
         default=500,
         ge=100,
     )
