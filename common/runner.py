@@ -14,6 +14,7 @@ from typing import TypeVar
 import structlog
 from kafka.errors import KafkaConfigurationError
 
+from common import api_versions
 from common.config import (
     ConfigError,
     ConsumerPlan,
@@ -77,6 +78,7 @@ def main(
         secret_patterns=[TOKEN_PATTERN] if entra else [],
     )
     log = structlog.get_logger()
+    api_versions.install()
     if not _verifies_tls(plan):
         log.warning("tls.verification_disabled", setting="KAFKA_SSL_VERIFY=false")
 

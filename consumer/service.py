@@ -25,6 +25,7 @@ from common.failure import ServiceFailed
 from common.health import Health
 from common.logging import Sampler
 from common.shutdown import Shutdown
+from common.throttle import ThrottleWatch
 from consumer import metrics
 from consumer.client import ConsumerClient, ConsumerRecord, Offsets, TopicPartition
 from consumer.offsets import OffsetTracker, record_commit
@@ -79,6 +80,7 @@ class ConsumerService:
         self._work_s = settings.simulated_work_ms / 1000
         self._commit_interval_s = plan.commit_interval_ms / 1000
         self._commit_due = 0.0
+        self._throttle = ThrottleWatch(client.metrics)
 
     def run(self) -> None:
         # We say it better (group.protocol_mismatch names the setting): one line, not two.
@@ -124,6 +126,7 @@ class ConsumerService:
         if batch:
             self._process_batch(batch)
         self._commit_processed()
+        self._throttle.check()
         if time.monotonic() >= self._lag_due:
             self._update_lag()
 

@@ -7,7 +7,7 @@ client of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 
@@ -51,3 +51,6 @@ class ProducerClient(Protocol):
 
     def close(self, timeout: float | None = None) -> None:
         """Flush, then stop the IO thread."""
+
+    def metrics(self) -> Mapping[str, Mapping[str, float]]:
+        """The client's own figures, by group (throttle time among them)."""

@@ -15,18 +15,20 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import structlog
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError, KafkaTimeoutError, UnsupportedForMessageFormatError
 
 from common import message
 from common.backoff import Backoff
 from common.config import ProducerPlan
+from common.failure import ServiceFailed
 from common.health import Health
 from common.logging import Sampler
 from common.shutdown import Shutdown
+from common.throttle import ThrottleWatch
 from producer import metrics
 from producer.client import ProducerClient
 from producer.inflight import InFlight
@@ -37,6 +39,20 @@ FLUSH_TIMEOUT_S = 5.0
 _TICK_S = 0.5
 #: Slack on top of the client's own deadline before a send counts as unanswered.
 STALL_GRACE_S = 5.0
+
+
+def _in_fatal_state(client: ProducerClient) -> bool:
+    """Whether kafka-python's idempotent producer has given up for good.
+
+    kafka-python 3.0.12 takes any non-retriable error on a batch (PolicyViolation
+    from a throttled Event Hubs, a record the broker refuses) as fatal for an
+    idempotent producer without transactions, against its own comment that it
+    "just fails the batch"; from then on it fails every send at once. Java bumps
+    the producer epoch instead. Only a new client sends again.
+    """
+    manager = getattr(client, "_transaction_manager", None)
+    has_fatal_error = getattr(manager, "has_fatal_error", None)
+    return bool(callable(has_fatal_error) and has_fatal_error())
 
 
 def producer_id() -> str:
@@ -68,6 +84,13 @@ class ProducerService:
         self._latency = metrics.DELIVERY_DURATION.labels("send", self._topic)
         deadline_ms = plan.kafka["delivery_timeout_ms"] + plan.kafka["request_timeout_ms"]
         self._inflight = InFlight(stall_after_s=deadline_ms / 1000 + STALL_GRACE_S)
+        self._throttle = ThrottleWatch(self._client_metrics)
+        self._compression = plan.kafka["compression_type"]
+        #: Set when the broker refuses compressed batches; no retry can fix that.
+        self._refused: BaseException | None = None
+        #: Set by a non-retriable failure, after which the client may be unusable.
+        self._gave_up = False
+        self._gave_up_on = ""
 
     def run(self) -> None:
         """Connect, wait for the topic, and send until asked to stop."""
@@ -77,6 +100,16 @@ class ProducerService:
         if self._wait_for_topic(self._client):
             self._loop()
         self._close()
+        if self._refused is not None:
+            raise ServiceFailed(
+                "compression_refused",
+                f"the broker refused {self._compression}-compressed batches "
+                f"({type(self._refused).__name__}); Event Hubs takes them only on Premium and "
+                "Dedicated namespaces: set KAFKA_COMPRESSION_TYPE=none",
+            )
+
+    def _client_metrics(self) -> Mapping[str, Mapping[str, float]]:
+        return {} if self._client is None else self._client.metrics()
 
     def _wait_for_topic(self, client: ProducerClient) -> bool:
         """Block until the topic's partitions are known; False if told to stop first."""
@@ -108,8 +141,9 @@ class ProducerService:
         next_at = time.monotonic()
         inflight = self._inflight
         seq = 0
-        while not self._shutdown.requested:
+        while not self._shutdown.requested and self._refused is None:
             self._health.beat()
+            self._throttle.check()
             if inflight.has_answers:
                 self._take_answers()
             if interval:
@@ -125,7 +159,7 @@ class ProducerService:
             else:
                 seq += 1
                 self._send(seq)
-            if not self._check_stalled():
+            if not self._check_client():
                 return
 
     def _send(self, seq: int) -> None:
@@ -174,8 +208,26 @@ class ProducerService:
             self._sent.inc(len(latencies))
             self._sent_bytes.inc(sent_bytes)
 
+    def _check_client(self) -> bool:
+        """Replace a client that gave up or left sends unanswered; False if stopping meanwhile."""
+        if self._refused is not None:
+            return True  # the loop ends; no client can fix that
+        if self._gave_up and self._client is not None and _in_fatal_state(self._client):
+            self._gave_up = False
+            self._log.error(
+                "producer.client_failed",
+                error=self._gave_up_on,
+                hint="kafka-python fails every later send after this error; client replaced",
+            )
+            self._close_client(timeout=0)
+            # Closing answered what the old client still held: failed.
+            self._take_answers()
+            self._client = self._connect()
+            return self._client is not None
+        self._gave_up = False
+        return self._check_stalled()
+
     def _check_stalled(self) -> bool:
-        """Replace a client that left sends unanswered; False if stopping meanwhile."""
         stall = self._inflight.stalled()
         if stall is None:
             return True
@@ -195,6 +247,11 @@ class ProducerService:
         return self._client is not None
 
     def _count_failure(self, seq: int, exc: BaseException) -> None:
+        if isinstance(exc, UnsupportedForMessageFormatError) and self._compression:
+            self._refused = exc
+        if not getattr(exc, "retriable", True):
+            self._gave_up = True
+            self._gave_up_on = str(exc)
         error_type = type(exc).__name__
         metrics.SEND_ERRORS.labels(self._topic, error_type).inc()
         self._health.set_ready(False, f"last send failed: {error_type}")
