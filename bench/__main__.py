@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import localkafka
-from bench.handover import handover_case, strategies_case
+from bench.handover import handover_case, heartbeat_case, strategies_case
 from bench.hotpath import hotpath_case
 from bench.latency import latency_case
 from bench.memory import memory_case
@@ -29,6 +29,7 @@ CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
 #: Run only when named: the comparison behind the default assignment strategy.
 EXTRA_CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
     "strategies": strategies_case,
+    "heartbeat": heartbeat_case,
 }
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
 

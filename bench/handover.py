@@ -151,3 +151,20 @@ def strategies_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str
             one_round(bootstrap, "a", KAFKA_PARTITION_ASSIGNMENT_STRATEGY=strategy)
         )
     return {"rate_per_s": RATE, **{s: _summarise(r) for s, r in runs.items()}}
+
+
+#: Our default heartbeat, and the one Microsoft asks for on Event Hubs.
+HEARTBEATS = ("500", "3000")
+
+
+def heartbeat_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, Any]:
+    """Parts (a) and (b) with each heartbeat interval, alternated round by round.
+
+    What Event Hubs' 3000 ms costs a handover: a member hears of a rebalance
+    on its next heartbeat.
+    """
+    del scale
+    runs: dict[str, list[dict[str, float]]] = {h: [] for h in HEARTBEATS}
+    for _, heartbeat in alternate(HEARTBEATS, rounds):
+        runs[heartbeat].append(one_round(bootstrap, "ab", KAFKA_HEARTBEAT_INTERVAL_MS=heartbeat))
+    return {"rate_per_s": RATE, **{f"heartbeat_{h}_ms": _summarise(r) for h, r in runs.items()}}

@@ -17,6 +17,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -44,6 +45,9 @@ OAUTH_KEY_ID = "localkafka-1"
 _MAIN_CLASS = "kafka.Kafka"
 _HEAP = ("-Xms256m", "-Xmx512m")
 _PR_SET_PDEATHSIG = 1
+#: The ports a broker keeps across restarts; ``sasl_ssl`` is the Event Hubs front's.
+_PORTS = ("plaintext", "sasl_ssl", "eventhubs_inner", "oauth", "controller")
+_FRONT_MODULE = "localkafka.front"
 
 
 @dataclass(frozen=True)
@@ -186,18 +190,21 @@ def _server_properties(
         "controller.quorum.bootstrap.servers": f"{HOST}:{ports['controller']}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
+        # EVENTHUBS is SASL without TLS on loopback, reached only through the
+        # Event Hubs front, which holds the TLS and is advertised in its place:
+        # every connection a client opens from metadata passes the front too.
         "listeners": (
             f"PLAINTEXT://{HOST}:{ports['plaintext']},"
-            f"SASL_SSL://{HOST}:{ports['sasl_ssl']},"
+            f"EVENTHUBS://{HOST}:{ports['eventhubs_inner']},"
             f"OAUTH://{HOST}:{ports['oauth']},"
             f"CONTROLLER://{HOST}:{ports['controller']}"
         ),
         "advertised.listeners": (
-            f"PLAINTEXT://{HOST}:{ports['plaintext']},SASL_SSL://{HOST}:{ports['sasl_ssl']},"
+            f"PLAINTEXT://{HOST}:{ports['plaintext']},EVENTHUBS://{HOST}:{ports['sasl_ssl']},"
             f"OAUTH://{HOST}:{ports['oauth']}"
         ),
         "listener.security.protocol.map": (
-            "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,OAUTH:SASL_SSL,CONTROLLER:PLAINTEXT"
+            "PLAINTEXT:PLAINTEXT,EVENTHUBS:SASL_PLAINTEXT,OAUTH:SASL_SSL,CONTROLLER:PLAINTEXT"
         ),
         "log.dirs": str(layout.storage),
         # Like Event Hubs for most identities: a topic that does not exist is an
@@ -213,9 +220,7 @@ def _server_properties(
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.sasl_ssl.plain.sasl.jaas.config": jaas,
-        "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
-        "listener.name.sasl_ssl.ssl.keystore.location": str(server_pem),
+        "listener.name.eventhubs.plain.sasl.jaas.config": jaas,
         # OAUTHBEARER as Event Hubs takes it from Microsoft Entra ID, validated by
         # Kafka's own JWT validator: signature (JWKS), audience, issuer, expiry.
         "listener.name.oauth.sasl.enabled.mechanisms": "OAUTHBEARER",
@@ -336,12 +341,18 @@ def status(data_dir: Path) -> Broker | None:
     return None if pid is None else _broker(layout, _load_state(layout), pid)
 
 
-def _answers(address: str) -> bool:
-    """Whether the broker completes a Kafka request, not merely accepts TCP."""
+def _accepts(address: str) -> bool:
     host, port = address.rsplit(":", 1)
     try:
         socket.create_connection((host, int(port)), timeout=1).close()
     except OSError:
+        return False
+    return True
+
+
+def _answers(address: str) -> bool:
+    """Whether the broker completes a Kafka request, not merely accepts TCP."""
+    if not _accepts(address):
         return False
     try:
         admin = KafkaAdminClient(bootstrap_servers=address, bootstrap_timeout_ms=2000)
@@ -388,11 +399,8 @@ def _prepare(
     state = _load_state(layout)
     saved = state.get("ports") if isinstance(state.get("ports"), dict) else {}
     assert isinstance(saved, dict)
-    fresh = iter(_free_ports(4))
-    chosen = {
-        name: ports.get(name) or saved.get(name) or next(fresh)
-        for name in ("plaintext", "sasl_ssl", "oauth", "controller")
-    }
+    fresh = iter(_free_ports(len(_PORTS)))
+    chosen = {name: ports.get(name) or saved.get(name) or next(fresh) for name in _PORTS}
     state["ports"] = chosen
     state.setdefault("connection_string", new_connection_string())
     state.setdefault("cluster_id", _cluster_id())
@@ -502,17 +510,20 @@ def start(
             preexec_fn=preexec,  # noqa: PLW1509  (prctl only; no locks taken)
         )
     state["pid"] = proc.pid
+    state["front_pid"] = _start_front(layout, state, preexec)
     _save_state(layout, state)
     broker = _broker(layout, state, proc.pid)
 
     deadline = time.monotonic() + timeout
     # No event tells us the broker is ready, so ask it until it answers.
-    while not _answers(broker.plaintext):
+    while not (_answers(broker.plaintext) and _accepts(broker.sasl_ssl)):
         if (code := proc.poll()) is not None:
+            _stop_front(layout)
             raise LocalKafkaError(f"the broker exited with status {code}:\n{_tail(layout)}")
         if time.monotonic() > deadline:
             proc.kill()
             proc.wait()
+            _stop_front(layout)
             raise LocalKafkaError(
                 f"the broker did not answer within {timeout:.0f} s:\n{_tail(layout)}"
             )
@@ -526,12 +537,78 @@ def start(
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
+def _front_pid(layout: _Layout) -> int | None:
+    """The pid of the Event Hubs front of *layout*, if it still runs."""
+    pid = _load_state(layout).get("front_pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        return None
+    cmd = _cmdline(pid)
+    return pid if _FRONT_MODULE in cmd and str(layout.root) in cmd else None
+
+
+def _start_front(
+    layout: _Layout, state: dict[str, object], preexec: Callable[[], None] | None
+) -> int:
+    """Start the Event Hubs front before the broker's EVENTHUBS listener.
+
+    A process of its own, so that it outlives ``python -m localkafka start``
+    as the broker does.
+    """
+    _stop_front(layout)
+    ports = state["ports"]
+    assert isinstance(ports, dict)
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            x for x in (package_root, os.environ.get("PYTHONPATH", "")) if x
+        ),
+    }
+    with (layout.root / "front.stderr").open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                _FRONT_MODULE,
+                str(layout.root),
+                str(ports["sasl_ssl"]),
+                str(ports["eventhubs_inner"]),
+                "--host",
+                HOST,
+            ],
+            cwd=layout.root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=preexec,  # noqa: PLW1509  (prctl only; no locks taken)
+        )
+    _CHILDREN[proc.pid] = proc
+    return proc.pid
+
+
+def _stop_front(layout: _Layout) -> None:
+    pid = _front_pid(layout)
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        child.wait(10)
+        return
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def stop(data_dir: Path, timeout: float = 30.0) -> bool:
     """Stop the broker of *data_dir* cleanly (SIGTERM, then SIGKILL after *timeout*).
 
     Returns whether a broker was running. Data and settings stay for a restart.
     """
     layout = _Layout(data_dir.resolve())
+    _stop_front(layout)
     pid = _running_pid(layout)
     if pid is None:
         return False

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from localkafka import front
 from localkafka.broker import create_topic, default_data_dir, start, status, stop
 from localkafka.errors import LocalKafkaError
 
@@ -25,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
         ("stop", "stop the broker; its data stays for the next start"),
         ("status", "say whether the broker runs (exit 3 when it does not)"),
         ("create-topic", "create a topic on the running broker (no-op if it exists)"),
+        ("front", "show or change the Event Hubs front's rules (new connections follow them)"),
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument(
@@ -36,6 +41,20 @@ def _parser() -> argparse.ArgumentParser:
         if name == "create-topic":
             cmd.add_argument("topic", help="topic name")
             cmd.add_argument("--partitions", type=int, default=10, help="default: 10")
+        if name == "front":
+            # Only the rules given change; SUPPRESS leaves the others out of args.
+            rule = functools.partial(cmd.add_argument, default=argparse.SUPPRESS)
+            rule(
+                "--drop-api-versions-from",
+                type=_number_or_off(int),
+                help="reset connections opening with ApiVersions at or above this version "
+                "(default 4, as Event Hubs in 2025); 'off' drops none",
+            )
+            rule("--tier", choices=("standard", "premium", "dedicated"))
+            rule("--commits-per-second", type=float, help="per partition (default 4)")
+            rule("--ingress-records-per-second", type=_number_or_off(float), help="or off")
+            rule("--egress-bytes-per-second", type=_number_or_off(float), help="or off")
+            rule("--idle-close-seconds", type=float, help="default 240")
         if name == "start":
             cmd.add_argument("--plaintext-port", type=int, help="default: a free port")
             cmd.add_argument("--sasl-ssl-port", type=int, help="default: a free port")
@@ -43,6 +62,25 @@ def _parser() -> argparse.ArgumentParser:
                 "--timeout", type=float, default=60.0, help="seconds to wait (default: 60)"
             )
     return parser
+
+
+def _number_or_off(kind: type[float]) -> Callable[[str], float | None]:
+    def parse(text: str) -> float | None:
+        return None if text == "off" else kind(text)
+
+    return parse
+
+
+def _front(args: argparse.Namespace) -> int:
+    given = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(front.Rules)
+        if hasattr(args, field.name)
+    }
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    rules = front.configure(args.data_dir, **given) if given else front.Rules.load(args.data_dir)
+    _emit(dataclasses.asdict(rules))
+    return 0
 
 
 def _emit(payload: dict[str, object]) -> None:
@@ -87,7 +125,13 @@ def _create_topic(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"start": _start, "stop": _stop, "status": _status, "create-topic": _create_topic}
+_COMMANDS = {
+    "start": _start,
+    "stop": _stop,
+    "status": _status,
+    "create-topic": _create_topic,
+    "front": _front,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,13 +19,17 @@ from prometheus_client.metrics import MetricWrapperBase
 import consumer.metrics
 import localkafka
 import producer.metrics
-from common import message
+from common import api_versions, message, throttle
 from common.config import ConsumerSettings, ProducerSettings, env_variables
 from common.histogram import BatchHistogram
 from harness import ServiceGroup, ServiceProcess, service_env, walkthrough_env
+from localkafka import front
 from tests import clients
 
 T = TypeVar("T")
+
+# The test's own clients reach the Event Hubs front as the services do.
+api_versions.install()
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,6 +42,8 @@ class Cluster:
     sasl_ssl: str | None = None
     ca_file: Path | None = None
     connection_string: str | None = None
+    #: localkafka's data directory, where its Event Hubs front keeps rules and log.
+    data_dir: Path | None = None
 
     def require_sasl_ssl(self) -> tuple[str, Path, str]:
         """The SASL_SSL listener, its CA file and connection string; fail if unknown."""
@@ -116,6 +123,7 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             sasl_ssl=broker.sasl_ssl,
             ca_file=broker.ca_file,
             connection_string=broker.connection_string,
+            data_dir=data_dir,
         )
     finally:
         localkafka.stop(data_dir)
@@ -148,7 +156,43 @@ class OwnBroker:
             sasl_ssl=self.broker.sasl_ssl,
             ca_file=self.broker.ca_file,
             connection_string=self.broker.connection_string,
+            data_dir=self.data_dir,
         )
+
+
+class EventHubsFront:
+    """The rules of localkafka's Event Hubs front for one test, and what it did meanwhile."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._since = time.time()
+
+    def configure(self, **rules: object) -> None:
+        """Change the rules for the connections opened from now on."""
+        front.configure(self.data_dir, **rules)
+
+    def events(self, event: str) -> list[dict[str, object]]:
+        """The front's *event* lines since the test began."""
+        return [
+            line
+            for line in front.read_log(self.data_dir)
+            if line["event"] == event and float(str(line["t"])) >= self._since
+        ]
+
+
+@pytest.fixture
+def eventhubs_front(kafka: Cluster) -> Iterator[EventHubsFront]:
+    """localkafka's Event Hubs front, back to its defaults after the test."""
+    if kafka.data_dir is None:
+        pytest.fail(
+            "this test needs localkafka's Event Hubs front: unset KAFKA_TEST_BOOTSTRAP_SERVERS",
+            pytrace=False,
+        )
+    control = EventHubsFront(kafka.data_dir)
+    try:
+        yield control
+    finally:
+        front.Rules().save(kafka.data_dir)
 
 
 @pytest.fixture
@@ -247,6 +291,25 @@ def eventhubs_env(kafka: Cluster, topic: str, group: str = "") -> dict[str, str]
     variables: SASL_SSL, verified TLS, and the connection string's key in play."""
     address, ca_file, connection_string = kafka.require_sasl_ssl()
     return walkthrough_env(address, connection_string, ca_file, topic, group, **TEST_SETTINGS)
+
+
+def sasl_ssl_env(kafka: Cluster, topic: str, group: str = "", **settings: str) -> dict[str, str]:
+    """SASL_SSL to *kafka*'s Event Hubs style listener, named by address and user, so
+    that Apache Kafka's rules apply rather than Event Hubs' (short timeouts allowed)."""
+    address, ca_file, connection_string = kafka.require_sasl_ssl()
+    env = service_env(
+        address,
+        KAFKA_TOPIC=topic,
+        KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+        KAFKA_SASL_MECHANISM="PLAIN",
+        KAFKA_SASL_USERNAME="$ConnectionString",
+        KAFKA_SASL_PASSWORD=connection_string,
+        KAFKA_SSL_CAFILE=str(ca_file),
+        **TEST_SETTINGS,
+    )
+    if group:
+        env["KAFKA_GROUP_ID"] = group
+    return {**env, **settings}
 
 
 class Services(ServiceGroup):
@@ -352,7 +415,7 @@ def seqs(service: ServiceProcess, event: str) -> list[int]:
 def our_metric_names() -> set[str]:
     """Every metric the services export, named as scraped (counters end in _total)."""
     names = set()
-    for module in (producer.metrics, consumer.metrics):
+    for module in (producer.metrics, consumer.metrics, throttle):
         for value in vars(module).values():
             if isinstance(value, MetricWrapperBase | BatchHistogram):
                 for metric in value.describe():

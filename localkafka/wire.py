@@ -1,0 +1,159 @@
+"""The little of Kafka's wire protocol the Event Hubs front reads and writes.
+
+Requests and responses are decoded and encoded with kafka-python's classes,
+which are generated from Kafka's own JSON schemas, so every version a client
+may send is covered without a parser of ours. Only record batches are read by
+hand: their header has a fixed layout (Kafka's ``DefaultRecordBatch``).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kafka.protocol.consumer import FetchResponse, OffsetCommitRequest, OffsetCommitResponse
+from kafka.protocol.producer import ProduceRequest, ProduceResponse
+
+PRODUCE = 0
+FETCH = 1
+OFFSET_COMMIT = 8
+SASL_HANDSHAKE = 17
+API_VERSIONS = 18
+
+#: Error codes the front answers with (Kafka's ``Errors``).
+UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
+POLICY_VIOLATION = 44
+
+_RESPONSES: dict[int, Any] = {
+    PRODUCE: ProduceResponse,
+    FETCH: FetchResponse,
+    OFFSET_COMMIT: OffsetCommitResponse,
+}
+_HEADER = struct.Struct(">hhi")
+# DefaultRecordBatch: baseOffset int64, batchLength int32, leaderEpoch int32,
+# magic int8, crc int32, attributes int16, ... recordCount int32 at byte 57.
+_BATCH_LENGTH = struct.Struct(">i")
+_BATCH_OVERHEAD = 12
+_MAGIC_AT = 16
+_ATTRIBUTES = struct.Struct(">h")
+_ATTRIBUTES_AT = 21
+_COUNT = struct.Struct(">i")
+_COUNT_AT = 57
+_COMPRESSION_BITS = 0x07
+
+
+@dataclass(frozen=True)
+class Header:
+    api_key: int
+    api_version: int
+    correlation_id: int
+
+
+def header(frame: bytes) -> Header:
+    """The three fields every request starts with."""
+    api_key, api_version, correlation_id = _HEADER.unpack_from(frame)
+    return Header(api_key, api_version, correlation_id)
+
+
+@dataclass(frozen=True)
+class Batches:
+    """What a produce request carries: records, bytes, and whether any batch is compressed."""
+
+    records: int
+    size: int
+    compressed: bool
+
+
+def _batches(records: bytes) -> Iterator[tuple[int, bool]]:
+    pos = 0
+    while pos + _COUNT_AT + _COUNT.size <= len(records):
+        (length,) = _BATCH_LENGTH.unpack_from(records, pos + 8)
+        if records[pos + _MAGIC_AT] < 2:
+            # A legacy message set: count it as one record; its codec bits sit
+            # elsewhere, and no client of ours writes it.
+            yield 1, False
+        else:
+            (attributes,) = _ATTRIBUTES.unpack_from(records, pos + _ATTRIBUTES_AT)
+            (count,) = _COUNT.unpack_from(records, pos + _COUNT_AT)
+            yield count, bool(attributes & _COMPRESSION_BITS)
+        pos += _BATCH_OVERHEAD + length
+
+
+@dataclass(frozen=True)
+class Produce:
+    request: Any
+    batches: Batches
+
+    @property
+    def acks(self) -> int:
+        return int(self.request.acks)
+
+    @property
+    def timeout_ms(self) -> int:
+        return int(self.request.timeout_ms)
+
+
+def produce(frame: bytes, version: int) -> Produce:
+    request = ProduceRequest.decode(frame, version=version, header=True)
+    records = size = 0
+    compressed = False
+    for topic in request.topic_data:
+        for partition in topic.partition_data:
+            data = bytes(partition.records or b"")
+            size += len(data)
+            for count, packed in _batches(data):
+                records += count
+                compressed = compressed or packed
+    return Produce(request, Batches(records, size, compressed))
+
+
+def produce_error(request: Produce, version: int, correlation_id: int, error: int) -> bytes:
+    """A framed produce response that gives *error* for every partition of *request*."""
+    topics = []
+    for topic in request.request.topic_data:
+        partitions = [
+            ProduceResponse.TopicProduceResponse.PartitionProduceResponse(
+                index=partition.index, error_code=error, base_offset=-1
+            )
+            for partition in topic.partition_data
+        ]
+        key = {"topic_id": topic.topic_id} if version >= 13 else {"name": topic.name}
+        topics.append(ProduceResponse.TopicProduceResponse(**key, partition_responses=partitions))
+    response = ProduceResponse(responses=topics, throttle_time_ms=0)
+    response.API_VERSION = version
+    response.with_header(correlation_id=correlation_id)
+    return bytes(response.encode(header=True, framed=True))
+
+
+def committed_partitions(frame: bytes, version: int) -> list[tuple[str, str, int]]:
+    """(group, topic, partition) of every offset an OffsetCommit request commits."""
+    request = OffsetCommitRequest.decode(frame, version=version, header=True)
+    return [
+        (request.group_id, str(topic.topic_id if version >= 10 else topic.name), p.partition_index)
+        for topic in request.topics
+        for p in topic.partitions
+    ]
+
+
+def with_throttle(response: bytes, api_key: int, version: int, throttle_ms: int) -> bytes:
+    """*response* (unframed) with its ``throttle_time_ms`` set, framed again."""
+    kind = _RESPONSES[api_key]
+    decoded = kind.decode(response, version=version, header=True)
+    correlation_id = decoded.header.correlation_id
+    decoded.throttle_time_ms = throttle_ms
+    # The version setter writes into a request header; a response has none of that.
+    decoded._header = None
+    decoded.API_VERSION = version
+    decoded.with_header(correlation_id=correlation_id)
+    return bytes(decoded.encode(header=True, framed=True))
+
+
+def has_throttle(api_key: int, version: int) -> bool:
+    """Whether this response carries ``throttle_time_ms`` the front may set."""
+    if api_key not in _RESPONSES:
+        return False
+    return not (api_key in (PRODUCE, FETCH) and version < 1) and not (
+        api_key == OFFSET_COMMIT and version < 3
+    )
