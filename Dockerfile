@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for both services: `docker run IMAGE producer` or `... consumer`.
 
 FROM python:3.11.12-slim-bookworm AS build
