@@ -407,6 +407,17 @@ def topic_seqs(bootstrap_servers: str, topic: str) -> list[int]:
         reader.close()
 
 
+def assert_every_send_accounted(
+    producer: ServiceProcess, bootstrap_servers: str, topic: str
+) -> tuple[list[int], list[int]]:
+    """Each number the stopped *producer* used is reported once, as sent or failed,
+    and every one reported sent is in *topic*; returns (sent, failed)."""
+    sent, failed = seqs(producer, "message.sent"), seqs(producer, "message.failed")
+    assert sorted(sent + failed) == list(range(1, len(sent) + len(failed) + 1))
+    assert set(sent) <= set(topic_seqs(bootstrap_servers, topic)), "a send reported as sent is lost"
+    return sent, failed
+
+
 def seqs(service: ServiceProcess, event: str) -> list[int]:
     """The sequence numbers in *service*'s *event* log lines, in log order."""
     return service.seqs(event)

@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import (
     EventHubsFront,
     Services,
+    assert_every_send_accounted,
     eventhubs_env,
     sasl_ssl_env,
     seqs,
@@ -151,7 +152,7 @@ def test_a_throttled_producer_loses_nothing_and_reports_what_it_could_not_delive
     metrics = producer.get("/metrics")[1]
     assert producer.stop() == 0
 
-    sent, failed = seqs(producer, "message.sent"), seqs(producer, "message.failed")
+    sent, failed = assert_every_send_accounted(producer, services.kafka.bootstrap_servers, topic)
     errors = {line["error"] for line in producer.events("message.failed")}
     print(
         f"throttled producer: {len(sent)} sent, {len(failed)} failed, "
@@ -160,10 +161,8 @@ def test_a_throttled_producer_loses_nothing_and_reports_what_it_could_not_delive
         f"{len(eventhubs_front.events('front.produce_refused'))} refused"
     )
     assert sent, "nothing got through"
-    # Every number is accounted for, once: delivered or reported failed.
-    assert sorted(sent + failed) == list(range(1, len(sent) + len(failed) + 1))
-    # What the producer called delivered is in the topic.
-    assert set(sent) <= set(topic_seqs(services.kafka.bootstrap_servers, topic))
+    assert producer.events("producer.client_failed"), "the failed client was not replaced"
+    assert max(sent) > min(failed), "nothing was sent after the first refusal"
     assert any("PolicyViolation" in error for error in errors), errors
     assert re.search(
         r'^producer_send_errors_total\{[^}]*error_type="PolicyViolationError"[^}]*\} [1-9]',

@@ -10,10 +10,10 @@ import localkafka
 from tests.conftest import (
     OwnBroker,
     Services,
+    assert_every_send_accounted,
     sasl_ssl_env,
     seqs,
     shared_access_key,
-    topic_seqs,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.localkafka]
@@ -59,9 +59,5 @@ def test_producer_rides_out_a_broker_outage(services: Services, own_broker: OwnB
     assert producer.get("/readyz")[0] == 200
     assert producer.stop() == 0
 
-    sent, failed = seqs(producer, "message.sent"), seqs(producer, "message.failed")
-    # Every number is accounted for, once: delivered or reported failed.
-    assert sorted(sent + failed) == list(range(1, len(sent) + len(failed) + 1))
-    # What the producer called delivered is in the topic.
-    assert set(sent) <= set(topic_seqs(address, "outage"))
+    assert_every_send_accounted(producer, address, "outage")
     assert "Traceback" not in producer.output()
