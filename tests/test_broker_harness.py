@@ -85,14 +85,34 @@ def test_cli_starts_and_stops_twice(tmp_path: Path) -> None:
         assert status.returncode == 0
         assert json.loads(status.stdout)["running"] is True
 
+        front = json.loads((Path(data_dir) / "localkafka.json").read_text())["front_pid"]
+        assert _running(front), "the Event Hubs front is not running"
+
         stopped = _cli("stop", "--data-dir", data_dir)
         assert stopped.returncode == 0
         assert json.loads(stopped.stdout)["stopped"] is True
         assert not _running(info["pid"])
+        assert not _running(front), "the Event Hubs front outlived its broker"
 
     status = _cli("status", "--data-dir", data_dir)
     assert status.returncode == 3
     assert json.loads(status.stdout)["running"] is False
+
+
+def test_cli_shows_and_changes_the_eventhubs_front_rules(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "broker")
+    changed = _cli("front", "--data-dir", data_dir, "--drop-api-versions-from", "off",
+                   "--tier", "premium")  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+    rules = json.loads(changed.stdout)
+    assert rules["drop_api_versions_from"] is None
+    assert rules["tier"] == "premium"
+    assert rules["commits_per_second"] == 4  # untouched: Event Hubs' limit
+    assert json.loads(_cli("front", "--data-dir", data_dir).stdout) == rules
+
+    wrong = _cli("front", "--data-dir", data_dir, "--tier", "basic")
+    assert wrong.returncode == 2
+    assert "invalid choice: 'basic'" in wrong.stderr
 
 
 @pytest.mark.localkafka

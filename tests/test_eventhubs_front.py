@@ -10,10 +10,14 @@ PolicyViolation, and closes idle connections as Azure's load balancer does.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 
 import pytest
+from kafka.protocol.producer import ProduceRequest, ProduceResponse
+from kafka.record.memory_records import MemoryRecordsBuilder
 
+from localkafka import wire
 from tests.conftest import (
     EventHubsFront,
     Services,
@@ -25,6 +29,56 @@ from tests.conftest import (
 )
 
 pytestmark = pytest.mark.localkafka
+
+
+def _produce_request(version: int, compression: int) -> bytes:
+    builder = MemoryRecordsBuilder(magic=2, compression_type=compression, batch_size=1 << 16)
+    for n in range(3):
+        builder.append(n, None, b"x" * 200, [])
+    builder.close()
+    topic = ProduceRequest.TopicProduceData
+    key = {"topic_id": uuid.uuid4()} if version >= 13 else {"name": "hub"}
+    request = ProduceRequest(
+        transactional_id=None,
+        acks=-1,
+        timeout_ms=60_000,
+        topic_data=[
+            topic(
+                **key,
+                partition_data=[
+                    topic.PartitionProduceData(index=i, records=bytes(builder.buffer()))
+                    for i in (0, 7)
+                ],
+            )
+        ],
+    )
+    request.API_VERSION = version
+    request.with_header(correlation_id=42)
+    return bytes(request.encode(header=True))
+
+
+@pytest.mark.parametrize("version", [3, 8, 9, 12, 13])
+def test_the_front_reads_batches_and_answers_refusals_in_the_clients_version(
+    version: int,
+) -> None:
+    """No broker: the front's reading and writing of Kafka's wire format, every version
+    a client may use (kafka-python's classes, from Kafka's own schemas)."""
+    plain = wire.produce(_produce_request(version, compression=0), version)
+    packed = wire.produce(_produce_request(version, compression=1), version)
+    assert (plain.batches.records, plain.batches.compressed) == (6, False)
+    assert (packed.batches.records, packed.batches.compressed) == (6, True)
+    assert plain.timeout_ms == 60_000
+
+    answer = wire.produce_error(packed, version, 42, wire.UNSUPPORTED_FOR_MESSAGE_FORMAT)
+    decoded = ProduceResponse.decode(answer[4:], version=version, header=True)
+    assert decoded.header.correlation_id == 42
+    partitions = decoded.responses[0].partition_responses
+    assert [(p.index, p.error_code) for p in partitions] == [(0, 43), (7, 43)]
+
+    throttled = wire.with_throttle(answer[4:], wire.PRODUCE, version, 1234)
+    assert (
+        ProduceResponse.decode(throttled[4:], version=version, header=True).throttle_time_ms == 1234
+    )
 
 
 def _metric(service_metrics: str, name: str) -> float:
