@@ -26,7 +26,9 @@ def docker_env() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def services(docker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+def compose_services(
+    docker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> list[str]:
     """Every service whose image could be had: pulled, present or stood in for.
 
     Grafana's cannot be had here; its service is left out of the runs.
@@ -49,7 +51,7 @@ def services(docker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture
 def project(
-    docker_env: dict[str, str], services: list[str], tmp_path: Path
+    docker_env: dict[str, str], compose_services: list[str], tmp_path: Path
 ) -> Iterator[Callable[..., Project]]:
     """Start the compose file's services under a fresh project name; all removed afterwards.
 
@@ -60,7 +62,7 @@ def project(
     def make(env_lines: str = "") -> Project:
         env_file = tmp_path / f"{len(made)}.env"
         env_file.write_text(env_lines)
-        made.append(Project(f"ehk-{uuid.uuid4().hex[:8]}", docker_env, env_file, services))
+        made.append(Project(f"ehk-{uuid.uuid4().hex[:8]}", docker_env, env_file, compose_services))
         return made[-1]
 
     try:
