@@ -153,10 +153,17 @@ class ConsumerService:
 
         Without this a consumer of a misspelt topic is a silent, idle member.
         """
-        if self._client.assignment() or (
-            time.monotonic() >= self._topic_check_due
-            and self._client.partitions_for_topic(self._topic)
-        ):
+        error = None
+        try:
+            known = bool(self._client.assignment()) or bool(
+                time.monotonic() >= self._topic_check_due
+                and self._client.partitions_for_topic(self._topic)
+            )
+        except KafkaError as exc:
+            # The metadata request itself failed (a broker still starting, a
+            # dropped connection): not an answer, so ask again later.
+            known, error = False, type(exc).__name__
+        if known:
             # Assigned, however kafka-python learnt of the topic: it exists.
             self._topic_missing = False
             self._topic_backoff.reset()
@@ -166,7 +173,9 @@ class ConsumerService:
         self._topic_missing = True
         delay = self._topic_backoff.next()
         self._topic_check_due = time.monotonic() + delay
-        self._log.error("topic.unavailable", topic=self._topic, retry_in_s=round(delay, 2))
+        self._log.error(
+            "topic.unavailable", topic=self._topic, retry_in_s=round(delay, 2), error=error
+        )
 
     def _process_batch(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
         """Process a batch, within half of max.poll.interval.ms, and commit what was done.

@@ -131,10 +131,10 @@ class ServiceProcess:
             self.process.kill()
             self.process.wait()
             raise
-        self._collect()
+        self.collect()
         return code
 
-    def _collect(self) -> None:
+    def collect(self) -> None:
         """Once the process has ended: the rest of stdout, and all of stderr."""
         self._reader.join(timeout=5)
         assert self.process.stderr is not None
@@ -201,13 +201,19 @@ class ServiceGroup:
         return result
 
     def tails(self, lines: int = 15) -> str:
-        return "\n".join(
-            f"--- {s.module} (pid {s.pid}):\n" + "".join(s.raw[-lines:]) for s in self.started
-        )
+        """The last lines of each service; for one that has exited, its status and stderr too."""
+        parts = []
+        for s in self.started:
+            part = f"--- {s.module} (pid {s.pid}):\n" + "".join(s.raw[-lines:])
+            if (code := s.process.poll()) is not None:
+                s.collect()
+                part += f"--- exited with {code}; stderr:\n{s.stderr[-3000:]}\n"
+            parts.append(part)
+        return "\n".join(parts)
 
     def kill_all(self, services: Iterable[ServiceProcess] | None = None) -> None:
         for service in self.started if services is None else services:
             if service.process.poll() is None:
                 service.process.kill()
                 service.process.wait()
-            service._collect()
+            service.collect()
