@@ -34,11 +34,6 @@ _installed = False
 _Method = Callable[..., Awaitable[Any]]
 
 
-def ceiling() -> int | None:
-    """The highest ApiVersions version this process still asks with; None: kafka-python's own."""
-    return _ceiling
-
-
 def _lower(tried: int) -> None:
     global _ceiling  # noqa: PLW0603  (one process-wide fact about the endpoint)
     with _lock:

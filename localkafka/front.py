@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Literal
 
 from localkafka import wire
+from localkafka.errors import LocalKafkaError
 
 RULES_FILE = "front.json"
 LOG_FILE = "front.log"
@@ -62,11 +63,13 @@ class Rules:
 
     @classmethod
     def load(cls, data_dir: Path) -> Rules:
+        path = data_dir / RULES_FILE
         try:
-            data = json.loads((data_dir / RULES_FILE).read_text())
+            return cls(**json.loads(path.read_text()))
         except FileNotFoundError:
             return cls()
-        return cls(**data)
+        except (ValueError, TypeError) as exc:
+            raise LocalKafkaError(f"{path} holds no valid rules: {exc}") from None
 
     def save(self, data_dir: Path) -> None:
         path = data_dir / RULES_FILE
@@ -98,13 +101,17 @@ class _Rate:
         self._per_second = per_second
         self._free_at = time.monotonic()
 
-    def delay(self, amount: float, *, commit: bool = True) -> float:
+    def delay(self, amount: float) -> float:
+        """How long *amount* would wait now; nothing is taken."""
         now = time.monotonic()
-        free_at = max(self._free_at, now) + amount / self._per_second
-        if commit:
-            self._free_at = free_at
         # One second of quota may be used at once, as a throughput unit allows.
-        return max(0.0, free_at - now - 1.0)
+        return max(0.0, self._free_after(amount, now) - now - 1.0)
+
+    def take(self, amount: float) -> None:
+        self._free_at = self._free_after(amount, time.monotonic())
+
+    def _free_after(self, amount: float, now: float) -> float:
+        return max(self._free_at, now) + amount / self._per_second
 
 
 class _Commits:
@@ -133,10 +140,9 @@ class _Commits:
 class Front:
     """One namespace: its rules, its quotas, its log."""
 
-    def __init__(self, data_dir: Path, inner: tuple[str, int], tls: ssl.SSLContext) -> None:
+    def __init__(self, data_dir: Path, inner: tuple[str, int]) -> None:
         self.data_dir = data_dir
         self.inner = inner
-        self.tls = tls
         self._log = (data_dir / LOG_FILE).open("a", buffering=1)
         self._mtime = -1.0
         self.rules = Rules()
@@ -150,7 +156,12 @@ class Front:
         if mtime == self._mtime:
             return
         self._mtime = mtime
-        self.rules = Rules.load(self.data_dir)
+        try:
+            self.rules = Rules.load(self.data_dir)
+        except LocalKafkaError as exc:
+            # A hand-edited file gone wrong: keep the rules in force, and say why.
+            self.log("front.rules_invalid", error=str(exc))
+            return
         self.commits = _Commits(self.rules.commits_per_second)
         rules = self.rules
         self.ingress = (
@@ -250,7 +261,9 @@ class _Connection:
             if answer is None:
                 return
             if answer.local is not None:
-                await self.answers.put(answer)
+                # A produce with acks=0 is refused without a word, as it is sent.
+                if answer.expected:
+                    await self.answers.put(answer)
             elif not answer.expected:
                 await self._send_up(frame)
             else:
@@ -279,7 +292,7 @@ class _Connection:
                     wire.UNSUPPORTED_FOR_MESSAGE_FORMAT,
                 )
             elif front.ingress is not None:
-                delay = front.ingress.delay(request.batches.records, commit=False)
+                delay = front.ingress.delay(request.batches.records)
                 if delay * 1000 > request.timeout_ms:
                     front.log(
                         "front.produce_refused",
@@ -290,7 +303,10 @@ class _Connection:
                         request, head.api_version, head.correlation_id, wire.POLICY_VIOLATION
                     )
                 else:
-                    answer.delay = front.ingress.delay(request.batches.records)
+                    front.ingress.take(request.batches.records)
+                    answer.delay = delay
+                    if delay:
+                        front.log("front.produce_throttled", delay_ms=round(delay * 1000))
         elif head.api_key == wire.OFFSET_COMMIT:
             partitions = wire.committed_partitions(frame, head.api_version)
             answer.delay = front.commits.delay(partitions)
@@ -299,8 +315,6 @@ class _Connection:
                 partitions=[f"{group}/{topic}/{index}" for group, topic, index in partitions],
                 held_ms=round(answer.delay * 1000),
             )
-        if answer.delay and head.api_key == wire.PRODUCE:
-            front.log("front.produce_throttled", delay_ms=round(answer.delay * 1000))
         return answer
 
     async def _forward(self, frame: bytes, answer: _Answer) -> None:
@@ -325,8 +339,9 @@ class _Connection:
 
     async def _held_back(self, answer: _Answer, frame: bytes) -> bytes:
         delay = answer.delay
-        if answer.api_key == wire.FETCH and self.front.egress is not None:
-            delay = max(delay, self.front.egress.delay(len(frame)))
+        if answer.api_key == wire.FETCH and (egress := self.front.egress) is not None:
+            delay = max(delay, egress.delay(len(frame)))
+            egress.take(len(frame))
             if delay:
                 self.front.log("front.fetch_throttled", delay_ms=round(delay * 1000))
         if not delay:
@@ -353,7 +368,7 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
 async def _main(data_dir: Path, port: int, inner_port: int, host: str) -> None:
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(data_dir / "tls" / "server.pem")
-    front = Front(data_dir, (host, inner_port), tls)
+    front = Front(data_dir, (host, inner_port))
     server = await asyncio.start_server(front.serve, host, port, ssl=tls, reuse_address=True)
     front.log("front.started", port=port, inner_port=inner_port)
     async with server:

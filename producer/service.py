@@ -88,9 +88,8 @@ class ProducerService:
         self._compression = plan.kafka["compression_type"]
         #: Set when the broker refuses compressed batches; no retry can fix that.
         self._refused: BaseException | None = None
-        #: Set by a non-retriable failure, after which the client may be unusable.
-        self._gave_up = False
-        self._gave_up_on = ""
+        #: The last non-retriable failure, after which the client may be unusable.
+        self._gave_up_on: str | None = None
 
     def run(self) -> None:
         """Connect, wait for the topic, and send until asked to stop."""
@@ -212,11 +211,11 @@ class ProducerService:
         """Replace a client that gave up or left sends unanswered; False if stopping meanwhile."""
         if self._refused is not None:
             return True  # the loop ends; no client can fix that
-        if self._gave_up and self._client is not None and _in_fatal_state(self._client):
-            self._gave_up = False
+        error, self._gave_up_on = self._gave_up_on, None
+        if error is not None and self._client is not None and _in_fatal_state(self._client):
             self._log.error(
                 "producer.client_failed",
-                error=self._gave_up_on,
+                error=error,
                 hint="kafka-python fails every later send after this error; client replaced",
             )
             self._close_client(timeout=0)
@@ -224,7 +223,6 @@ class ProducerService:
             self._take_answers()
             self._client = self._connect()
             return self._client is not None
-        self._gave_up = False
         return self._check_stalled()
 
     def _check_stalled(self) -> bool:
@@ -250,7 +248,6 @@ class ProducerService:
         if isinstance(exc, UnsupportedForMessageFormatError) and self._compression:
             self._refused = exc
         if not getattr(exc, "retriable", True):
-            self._gave_up = True
             self._gave_up_on = str(exc)
         error_type = type(exc).__name__
         metrics.SEND_ERRORS.labels(self._topic, error_type).inc()

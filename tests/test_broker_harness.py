@@ -114,6 +114,12 @@ def test_cli_shows_and_changes_the_eventhubs_front_rules(tmp_path: Path) -> None
     assert wrong.returncode == 2
     assert "invalid choice: 'basic'" in wrong.stderr
 
+    (Path(data_dir) / "front.json").write_text('{"tier": "premium", "tiers": 1}')
+    broken = _cli("front", "--data-dir", data_dir)
+    assert broken.returncode == 1
+    assert broken.stderr.count("\n") == 1
+    assert "front.json holds no valid rules" in broken.stderr
+
 
 @pytest.mark.localkafka
 def test_start_failure_ends_with_log_tail(tmp_path: Path) -> None:

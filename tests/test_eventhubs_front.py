@@ -10,15 +10,19 @@ PolicyViolation, and closes idle connections as Azure's load balancer does.
 from __future__ import annotations
 
 import re
+import subprocess
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
 from kafka.record.memory_records import MemoryRecordsBuilder
 
 from localkafka import wire
+from tests import clients
 from tests.conftest import (
+    Cluster,
     EventHubsFront,
     Services,
     assert_every_send_accounted,
@@ -149,6 +153,52 @@ def test_a_standard_namespace_refuses_compression_with_one_clear_error(
     assert topic_seqs(services.kafka.bootstrap_servers, topic) == []
     assert eventhubs_front.events("front.compressed_refused")
     assert "Traceback" not in producer.output()
+
+
+def _refused_to(command: list[str]) -> str:
+    """Run a foreign client expected to fail; what it said."""
+    result = subprocess.run(
+        command, input=b"x" * 2000 + b"\n", capture_output=True, timeout=120, check=False
+    )
+    assert result.returncode != 0, "the compressed batch was taken"
+    return (result.stdout + result.stderr).decode(errors="replace")
+
+
+@pytest.mark.usefixtures("kcat_installed")
+def test_clients_nobody_here_wrote_get_the_refusal_event_hubs_gives(
+    new_topic: Callable[..., str], eventhubs_front: EventHubsFront, kafka: Cluster, tmp_path: Path
+) -> None:
+    """librdkafka (kcat) and Kafka's Java producer, gzip on a Standard namespace: each is
+    told what Event Hubs tells it, in the Produce version it speaks (Java 4.1: v13)."""
+    # Kafka's Java client neither falls back from ApiVersions v4 nor has to here.
+    eventhubs_front.configure(tier="standard", drop_api_versions_from=None)
+    topic = new_topic()
+    address, ca_file, connection_string = kafka.require_sasl_ssl()
+
+    said = _refused_to(clients.kcat_command(
+        address, "-P", "-t", topic, "-z", "gzip",
+        "-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanisms=PLAIN",
+        "-X", "sasl.username=$ConnectionString", "-X", f"sasl.password={connection_string}",
+        "-X", f"ssl.ca.location={ca_file}",
+    ))  # fmt: skip
+    assert "Message format on broker does not support request" in said
+
+    settings = tmp_path / "producer.properties"
+    settings.write_text(
+        "security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="$ConnectionString" password="{connection_string}";\n'
+        f"ssl.truststore.type=PEM\nssl.truststore.location={ca_file}\n"
+        "delivery.timeout.ms=10000\nrequest.timeout.ms=5000\n"
+    )
+    said = _refused_to(clients.java_command(
+        clients.CONSOLE_PRODUCER, "--bootstrap-server", address, "--topic", topic,
+        "--producer.config", str(settings), "--compression-codec", "gzip", "--sync",
+    ))  # fmt: skip
+    assert "The message format version on the broker does not support the request" in said
+
+    assert len(eventhubs_front.events("front.compressed_refused")) >= 2
+    assert topic_seqs(kafka.bootstrap_servers, topic) == []
 
 
 def test_a_premium_namespace_takes_gzip(

@@ -40,7 +40,10 @@ def compose_services(
     )
     named = {s["image"] for s in config["services"].values() if "build" not in s}
     named |= images.dockerfile_bases(REPO / "Dockerfile")
-    report = images.ensure(docker_env, named)
+    try:
+        report = images.ensure(docker_env, named)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
     print(f"images: {report}")
     return [
         name

@@ -53,6 +53,11 @@ def _pulled(env: dict[str, str], image: str) -> bool:
 def _base(env: dict[str, str], work: Path) -> None:
     if present(env, BASE):
         return
+    if shutil.which("debootstrap") is None:
+        raise RuntimeError(
+            f"no registry serves these images, and {BASE} is made with debootstrap: "
+            "apt-get install debootstrap"
+        )
     rootfs = work / "rootfs"
     subprocess.run(
         [
