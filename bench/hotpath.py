@@ -79,7 +79,7 @@ def hotpath_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, A
     """Microseconds per message: encode (100 B, 1 KiB), decode, and the consumer's batch loop."""
     calls = max(1_000, int(CALLS * scale))
     sent_at = datetime.now(UTC)
-    value = message.encode("bench-producer", 1, sent_at, 100)[1]
+    value = message.encode("bench-producer", 1, message.stamp(sent_at), 100)[1]
     runs: dict[str, list[float]] = {
         "encode_100B_us": [],
         "encode_1024B_us": [],
@@ -102,7 +102,9 @@ def hotpath_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, A
             records = sum(len(r) for batch in batches for r in batch.values())
             for _ in range(rounds):
                 for size in (100, 1024):
-                    build = functools.partial(message.encode, "bench", 1, sent_at, size)
+                    build = functools.partial(
+                        message.encode, "bench", 1, message.stamp(sent_at), size
+                    )
                     runs[f"encode_{size}B_us"].append(_us_per_call(build, calls))
                 runs["decode_us"].append(_us_per_call(lambda: message.decode(value), calls))
                 started = time.perf_counter()

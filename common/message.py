@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -29,14 +31,24 @@ class Envelope(msgspec.Struct, frozen=True, gc=False):
     sent_at: datetime = msgspec.field(name="ts")
 
 
-def encode(producer: str, seq: int, sent_at: datetime, size: int) -> tuple[bytes, bytes]:
-    """Key and value for message *seq* sent at *sent_at* (UTC), padded to *size* bytes if it can be.
+def encode(producer: str, seq: int, stamp: str, size: int) -> tuple[bytes, bytes]:
+    """Key and value for message *seq* sent at *stamp*, padded to *size* bytes if it can be.
 
-    Like the walkthrough, key and value carry the timestamp. The value is the
-    compact JSON ``json.dumps`` would write, formatted directly: this runs once
-    per message sent, and is three times faster than building and dumping a dict.
+    *stamp* is the send time as ``stamp()`` or ``Clock`` writes it. Like the
+    walkthrough, key and value carry it. The value is the compact JSON
+    ``json.dumps`` would write, formatted directly: this runs once per message
+    sent, and is three times faster than building and dumping a dict.
     """
-    stamp = _STAMP % (
+    head = f'{{"producer":{_quoted(producer)},"seq":{seq:d},"ts":"{stamp}","value":"value-{stamp}"'
+    value = head.encode()
+    # Room left for the closing brace; padding adds ',"pad":"..."' before it.
+    short = size - len(value) - 1
+    return f"key-{stamp}".encode(), value + (_closing(short) if short > 0 else b"}")
+
+
+def stamp(sent_at: datetime) -> str:
+    """*sent_at* (UTC) in ISO 8601 with microseconds and a Z, as ``isoformat`` would, but faster."""
+    return _STAMP % (
         sent_at.year,
         sent_at.month,
         sent_at.day,
@@ -45,11 +57,28 @@ def encode(producer: str, seq: int, sent_at: datetime, size: int) -> tuple[bytes
         sent_at.second,
         sent_at.microsecond,
     )
-    head = f'{{"producer":{_quoted(producer)},"seq":{seq:d},"ts":"{stamp}","value":"value-{stamp}"'
-    value = head.encode()
-    # Room left for the closing brace; padding adds ',"pad":"..."' before it.
-    short = size - len(value) - 1
-    return f"key-{stamp}".encode(), value + (_closing(short) if short > 0 else b"}")
+
+
+class Clock:
+    """The time now as ``stamp()`` writes it, at a fifth of the cost.
+
+    The producer stamps every message; formatting a datetime was more than a
+    microsecond of its per-message work. The date and time of day change once
+    a second, so they are formatted once a second and only the microseconds
+    each time.
+    """
+
+    def __init__(self, now_ns: Callable[[], int] = time.time_ns) -> None:
+        self._now_ns = now_ns
+        self._second = -1
+        self._prefix = ""
+
+    def stamp(self) -> str:
+        second, micros = divmod(self._now_ns() // 1000, 1_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{micros:06d}Z"
 
 
 @functools.lru_cache(maxsize=64)

@@ -50,8 +50,9 @@ class InFlight:
         return len(self._pending)
 
     @property
-    def full(self) -> bool:
-        return len(self._pending) >= self._limit
+    def room(self) -> int:
+        """Sends that may go before the bound is reached."""
+        return max(0, self._limit - len(self._pending))
 
     @property
     def has_answers(self) -> bool:

@@ -11,12 +11,12 @@ failed, and replaces the client.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import secrets
 import socket
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 
 import structlog
 from kafka.errors import KafkaError, KafkaTimeoutError, UnsupportedForMessageFormatError
@@ -32,6 +32,7 @@ from common.throttle import ThrottleWatch
 from producer import metrics
 from producer.client import ProducerClient
 from producer.inflight import InFlight
+from producer.pace import Pace
 
 #: Seconds the final flush may take; with close() it stays inside Docker's 10 s grace.
 FLUSH_TIMEOUT_S = 5.0
@@ -53,6 +54,18 @@ def _in_fatal_state(client: ProducerClient) -> bool:
     manager = getattr(client, "_transaction_manager", None)
     has_fatal_error = getattr(manager, "has_fatal_error", None)
     return bool(callable(has_fatal_error) and has_fatal_error())
+
+
+def _not_a_gil_wait(record: logging.LogRecord) -> bool:
+    """False for kafka-python's slow-task warning, which our send loop sets off at full speed.
+
+    At PRODUCER_RATE=0 the loop holds the GIL for Python's whole switch
+    interval (5 ms) at a time, so a step of kafka-python's IO task that needs
+    the GIL a few dozen times passes its 0.1 s threshold of wall time: waiting,
+    not the tight loop the warning suspects. It came every few seconds.
+    """
+    message = str(record.msg)
+    return not (message.startswith("Task ") and "threshold). It is blocking" in message)
 
 
 def producer_id() -> str:
@@ -79,12 +92,14 @@ class ProducerService:
         self._id = producer_id()
         self._log = structlog.get_logger().bind(producer=self._id)
         self._sample = Sampler(plan.settings.log_message_every)
+        self._clock = message.Clock()
         self._sent = metrics.SENT.labels(self._topic)
         self._sent_bytes = metrics.SENT_BYTES.labels(self._topic)
         self._latency = metrics.DELIVERY_DURATION.labels("send", self._topic)
         deadline_ms = plan.kafka["delivery_timeout_ms"] + plan.kafka["request_timeout_ms"]
         self._inflight = InFlight(stall_after_s=deadline_ms / 1000 + STALL_GRACE_S)
         self._throttle = ThrottleWatch(self._client_metrics)
+        logging.getLogger("kafka.net.selector").addFilter(_not_a_gil_wait)
         self._compression = plan.kafka["compression_type"]
         #: Set when the broker refuses compressed batches; no retry can fix that.
         self._refused: BaseException | None = None
@@ -135,9 +150,7 @@ class ProducerService:
         return False
 
     def _loop(self) -> None:
-        rate = self._settings.rate
-        interval = 1.0 / rate if rate else 0.0
-        next_at = time.monotonic()
+        pace = Pace(self._settings.rate)
         inflight = self._inflight
         seq = 0
         while not self._shutdown.requested and self._refused is None:
@@ -145,25 +158,28 @@ class ProducerService:
             self._throttle.check()
             if inflight.has_answers:
                 self._take_answers()
-            if interval:
-                delay = next_at - time.monotonic()
-                if delay > 0:
-                    self._shutdown.wait(min(delay, _TICK_S))
-                    continue
-                # After a stall (a blocked send, a paused VM) resume the rate, do not burst.
-                next_at = max(next_at + interval, time.monotonic() - 1.0)
-            if inflight.full:
+            due = pace.due()
+            if not due:
+                self._shutdown.wait(min(pace.wait_s(), _TICK_S))
+                continue
+            room = inflight.room
+            if not room:
                 inflight.wait(_TICK_S)
                 self._take_answers()
-            else:
-                seq += 1
-                self._send(seq)
+                continue
+            # The burst, in a row: nothing else per message, this is the hot path.
+            first = seq + 1
+            for seq in range(first, first + min(due, room)):
+                if not self._send(seq):
+                    break  # the client could not queue it, after blocking: look after things
+            pace.took(seq - first + 1)
             if not self._check_client():
                 return
 
-    def _send(self, seq: int) -> None:
+    def _send(self, seq: int) -> bool:
+        """Send message *seq*; False if the client refused to queue it (counted as failed)."""
         assert self._client is not None
-        key, value = message.encode(self._id, seq, datetime.now(UTC), self._settings.message_size)
+        key, value = message.encode(self._id, seq, self._clock.stamp(), self._settings.message_size)
         self._inflight.sent(seq)
         try:
             future = self._client.send(self._topic, key=key, value=value)
@@ -171,11 +187,12 @@ class ProducerService:
             # Raised before the record was queued (no metadata or buffer space in time).
             if self._inflight.withdraw(seq):
                 self._count_failure(seq, exc)
-            return
+            return False
         # One bound callable for both outcomes: this runs per message, on the hot path.
         answer = functools.partial(self._inflight.answer, seq)
         future.add_callback(answer)
         future.add_errback(answer)
+        return True
 
     def _take_answers(self) -> None:
         """Count, time and sample-log every answer queued so far."""

@@ -233,7 +233,7 @@ def prefill(kafka: Cluster) -> Callable[..., list[int]]:
         client = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
         try:
             for seq in range(1, count + 1):
-                key, value = message.encode("prefill", seq, datetime.now(UTC), size)
+                key, value = message.encode("prefill", seq, message.stamp(datetime.now(UTC)), size)
                 client.send(topic, key=key, value=value)
             client.flush(timeout=30)
         finally:

@@ -52,7 +52,7 @@ def test_every_record_is_processed_and_shown_safely(
             data = value.encode() if isinstance(value, str) else value
             raw.send(topic, key=key, value=data, headers=headers)
         # Our envelope, as big as the broker takes, with a binary key.
-        _, big = message.encode("ours", 1, datetime.now(UTC), HUGE)
+        _, big = message.encode("ours", 1, message.stamp(datetime.now(UTC)), HUGE)
         raw.send(topic, key=b"\xff" * 100, value=big)
         raw.flush()
     finally:

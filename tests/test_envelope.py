@@ -38,11 +38,11 @@ JSON_VALUES = st.recursive(
 def test_what_the_producer_encodes_decodes_to_the_same_envelope(
     producer: str, seq: int, sent_at: datetime, size: int
 ) -> None:
-    key, value = message.encode(producer, seq, sent_at, size)
+    key, value = message.encode(producer, seq, message.stamp(sent_at), size)
     assert message.decode(value) == message.Envelope(producer, seq, sent_at)
     assert json.loads(value)["seq"] == seq
     # Padded to the size asked when the padding field fits in it.
-    unpadded = len(message.encode(producer, seq, sent_at, 0)[1])
+    unpadded = len(message.encode(producer, seq, message.stamp(sent_at), 0)[1])
     pad_field = len(b',"pad":""')
     if size >= unpadded + pad_field:
         assert len(value) == size
@@ -53,6 +53,15 @@ def test_what_the_producer_encodes_decodes_to_the_same_envelope(
     assert (
         key == f"key-{sent_at.isoformat(timespec='microseconds').replace('+00:00', 'Z')}".encode()
     )
+
+
+@given(st.integers(min_value=0, max_value=2**62))
+def test_the_clock_writes_the_same_stamp_as_the_datetime_it_reads(ns: int) -> None:
+    # The producer stamps each message with Clock; it must agree with stamp(datetime).
+    sent_at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+    clock = message.Clock(lambda: ns)
+    assert clock.stamp() == message.stamp(sent_at)
+    assert clock.stamp() == message.stamp(sent_at)  # from its cached date part
 
 
 @given(st.binary(max_size=300))
