@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import confluent_kafka
+
 from localkafka.jars import KAFKA_VERSION, java_executable
 
 
@@ -40,6 +42,9 @@ def machine() -> dict[str, Any]:
         "kafka_broker": KAFKA_VERSION,
         "kafka_python": metadata.version("kafka-python"),
         "crc32c": metadata.version("crc32c"),
+        "aiokafka": metadata.version("aiokafka"),
+        "confluent_kafka": metadata.version("confluent-kafka"),
+        "librdkafka": confluent_kafka.libversion()[0],
     }
 
 
@@ -53,16 +58,48 @@ def _rate(figures: dict[str, Any]) -> str:
     return f"{msgs['median']:,.0f} ({mb['median']:.1f} MB/s, ±{msgs['spread'] * 50:.0f}%)"
 
 
-THROUGHPUT_HEADER = ["", "Java client", "bare kafka-python", "ours", "ours/bare", "ours/Java"]
+def _labels(m: dict[str, Any]) -> dict[str, str]:
+    """Each throughput contender's name in the tables, with its version."""
+    return {
+        "java": f"Java client {m['kafka_broker']}",
+        "bare": f"bare kafka-python {m['kafka_python']}",
+        "ours": "**ours**",
+        "aiokafka": f"aiokafka {m['aiokafka']}",
+        "confluent": f"confluent-kafka {m['confluent_kafka']} (librdkafka {m['librdkafka']})",
+        "confluent_10ms": "confluent-kafka, `fetch.queue.backoff.ms=10`",
+    }
 
 
-def _throughput_row(label: str, case: dict[str, Any]) -> list[str]:
-    return [
-        label,
-        *(_rate(case[c]) for c in ("java", "bare", "ours")),
-        f"{case['ours_vs_bare']:.2f}",
-        f"{case['ours_vs_java']:.2f}",
-    ]
+def _contenders(case: dict[str, Any]) -> list[str]:
+    return [c for c, figures in case.items() if isinstance(figures, dict) and "runs" in figures]
+
+
+def _vs_bare(case: dict[str, Any], contender: str) -> str:
+    return "1.00" if contender == "bare" else f"{case[f'{contender}_vs_bare']:.2f}"
+
+
+def _producer_table(cases: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    header = ["client"]
+    for size, case in cases.items():
+        asked = size.removesuffix("B")
+        header += [f"{asked} B asked, {case['value_bytes']} B values", "vs bare", "records/batch"]
+    rows = []
+    for contender in _contenders(next(iter(cases.values()))):
+        row = [labels[contender]]
+        for case in cases.values():
+            row += [
+                _rate(case[contender]),
+                _vs_bare(case, contender),
+                f"{case[contender]['records_per_batch']['median']:,.0f}",
+            ]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def _consumer_table(case: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    header = ["client", f"{case['messages']:,} messages of {case['value_bytes']} B", "vs bare"]
+    rows = [[labels[c], _rate(case[c]), _vs_bare(case, c)] for c in _contenders(case)]
+    return _table(header, rows)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -94,18 +131,17 @@ def markdown(results: dict[str, Any]) -> str:
         f"Kafka {m['kafka_broker']} broker on the same machine; {results['rounds']} rounds.",
         "",
     ]
+    labels = _labels(m)
     if "producer" in cases:
-        rows = [
-            _throughput_row(f"{size.removesuffix('B')} B asked, {c['value_bytes']} B values", c)
-            for size, c in cases["producer"].items()
+        out += [
+            "Producer, messages/s (acks=all, idempotent, linger 5 ms; records per batch as "
+            "written in the broker's log):",
+            "",
         ]
-        out += ["Producer, messages/s (acks=all, idempotent, linger 5 ms):", ""]
-        out += [*_table(THROUGHPUT_HEADER, rows), ""]
+        out += [*_producer_table(cases["producer"], labels), ""]
     if "consumer" in cases:
-        c = cases["consumer"]
-        row = _throughput_row(f"{c['messages']:,} messages of {c['value_bytes']} B", c)
         out += ["Consumer, messages/s from a pre-filled topic:", ""]
-        out += [*_table(THROUGHPUT_HEADER, [row]), ""]
+        out += [*_consumer_table(cases["consumer"], labels), ""]
     if "latency" in cases:
         c = cases["latency"]
         row = [f"{c[k]['median']:.1f} ms" for k in ("p50_ms", "p99_ms", "max_ms")]

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
 #: Partitions of every benchmark topic, as in the walkthrough.
@@ -49,20 +49,32 @@ def rss_mib(pid: int) -> dict[str, float]:
     return {"rss_mib": fields["VmRSS"], "peak_rss_mib": fields["VmHWM"]}
 
 
-def bare(loop: str, env: dict[str, str], *arguments: str, timeout: float = 600) -> dict[str, Any]:
-    """Run ``python -m bench.bare`` in a process of its own; its JSON answer."""
+def loop(module: str, mode: str, env: dict[str, str], *arguments: str) -> dict[str, Any]:
+    """Run ``python -m bench.<module> <mode>`` in a process of its own; its JSON answer."""
     result = subprocess.run(
-        [sys.executable, "-m", "bench.bare", loop, *arguments],
+        [sys.executable, "-m", f"bench.{module}", mode, *arguments],
         env=env,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=600,
         check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"bench.bare {loop} exited {result.returncode}: {result.stderr[-2000:]}")
+        raise RuntimeError(
+            f"bench.{module} {mode} exited {result.returncode}: {result.stderr[-2000:]}"
+        )
     answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return answer
+
+
+def written(bootstrap: str, topic: str) -> int:
+    """Records in *topic*: the sum of its partitions' end offsets (it starts empty)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
 
 
 def rate_from_samples(lines: list[dict[str, Any]], every: int, skip: int) -> tuple[int, float]:

@@ -1,9 +1,14 @@
-"""Cases 1 and 2: producer and consumer throughput, Java vs bare kafka-python vs ours.
+"""Cases 1 and 2: producer and consumer throughput, ours against the clients users would pick.
 
-Each contender is a process of its own on the same broker and topic layout,
-and each is timed from the end of a warm-up to its last message: the Java
-tools by their own summary, the bare loops by their clock, our services by
-the timestamps of their sampled ``message.sent``/``message.received`` lines.
+The contenders: Kafka's Java client (its performance tools), bare
+kafka-python, our services, aiokafka and confluent-kafka, all with the
+settings of the same resolved plan. Each is a process of its own on the same
+broker and topic layout, and each is timed from the end of a warm-up to its
+last message: the Java tools by their own summary, the loops by their clock,
+our services by the timestamps of their sampled ``message.sent`` and
+``message.received`` lines. Every producer run is checked against the topic
+(every message it counted is there) and its records per batch are read from
+the broker's log.
 """
 
 from __future__ import annotations
@@ -15,18 +20,35 @@ from pathlib import Path
 from typing import Any
 
 from bench import java
-from bench.runs import bare, fresh_topic, rate_from_samples, rss_mib
+from bench.batches import records_per_batch
+from bench.runs import fresh_topic, loop, rate_from_samples, rss_mib, written
 from bench.stats import alternate, summary
 from common import message
 from common.config import ProducerSettings, load, resolve
 from harness import ServiceGroup, service_env
 
-CONTENDERS = ("java", "bare", "ours")
+PRODUCERS = ("java", "bare", "ours", "aiokafka", "confluent")
+#: confluent-kafka's consumer twice: with librdkafka's defaults, which pause a
+#: partition's fetching for fetch.queue.backoff.ms=1000 whenever its queue is
+#: full (librdkafka#2879), and with 10 ms.
+CONSUMERS = ("java", "bare", "ours", "aiokafka", "confluent", "confluent_10ms")
+#: The loop program of each contender that is not a service or a Java tool.
+LOOPS = {
+    "bare": ("bare", ()),
+    "aiokafka": ("aiokafka_loops", ()),
+    "confluent": ("confluent_loops", ()),
+    "confluent_10ms": ("confluent_loops", ("--set", "fetch.queue.backoff.ms=10")),
+}
 #: Our services log one message in this many, as in production at these rates.
 LOG_EVERY = 1000
-#: Messages per run by value size: long enough that start-up does not count.
-PYTHON_MESSAGES = {100: 200_000, 1024: 100_000}
-JAVA_MESSAGES = {100: 1_000_000, 1024: 400_000}
+#: Messages per producer run by value size: long enough that start-up does not count.
+MESSAGES = {
+    "java": {100: 1_000_000, 1024: 400_000},
+    "confluent": {100: 1_000_000, 1024: 400_000},
+    "aiokafka": {100: 400_000, 1024: 200_000},
+    "bare": {100: 200_000, 1024: 100_000},
+    "ours": {100: 200_000, 1024: 100_000},
+}
 CONSUMER_MESSAGES = 1_000_000
 #: The first messages of each Python run are a warm-up, left out of the timing.
 WARMUP_FRACTION = 0.1
@@ -34,7 +56,9 @@ WARMUP_FRACTION = 0.1
 
 def envelope_size(message_size: int) -> tuple[int, int]:
     """Key and value bytes of our producer's message at PRODUCER_MESSAGE_SIZE."""
-    key, value = message.encode("vm-1234567-abcd", 1_000_000, datetime.now(UTC), message_size)
+    key, value = message.encode(
+        "vm-1234567-abcd", 1_000_000, message.stamp(datetime.now(UTC)), message_size
+    )
     return len(key), len(value)
 
 
@@ -61,37 +85,41 @@ def _ours(
 
 def _producer_run(bootstrap: str, contender: str, size: int, scale: float) -> dict[str, Any]:
     key_size, value_size = envelope_size(size)
-    python_count = int(PYTHON_MESSAGES[size] * scale)
+    count = int(MESSAGES[contender][size] * scale)
+    warmup = int(count * WARMUP_FRACTION)
     with fresh_topic(bootstrap, f"produce-{contender}") as topic:
         if contender == "java":
             plan = resolve(load(ProducerSettings, {"bootstrap_servers": bootstrap, "topic": topic}))
-            result: dict[str, Any] = java.produce(
-                plan.kafka,
-                topic,
-                int(JAVA_MESSAGES[size] * scale),
-                record_size=value_size,
-            )
-        elif contender == "bare":
-            answer = bare(
-                "produce",
-                service_env(bootstrap, KAFKA_TOPIC=topic),
-                f"--count={python_count}",
-                f"--warmup={int(python_count * WARMUP_FRACTION)}",
-                f"--key-size={key_size}",
-                f"--value-size={value_size}",
-            )
-            result = {"messages_per_s": answer["messages"] / answer["seconds"]}
-        else:
-            warmup = int(python_count * WARMUP_FRACTION)
+            result: dict[str, Any] = java.produce(plan.kafka, topic, count, record_size=value_size)
+            expected = count
+        elif contender == "ours":
             result = _ours(
                 bootstrap,
                 topic,
                 "producer",
-                python_count + warmup,
+                count + warmup,
                 warmup,
                 PRODUCER_RATE="0",
                 PRODUCER_MESSAGE_SIZE=str(size),
             )
+            expected = count + warmup
+        else:
+            module, settings = LOOPS[contender]
+            answer = loop(
+                module,
+                "produce",
+                service_env(bootstrap, KAFKA_TOPIC=topic),
+                f"--count={count}",
+                f"--warmup={warmup}",
+                f"--key-size={key_size}",
+                f"--value-size={value_size}",
+                *settings,
+            )
+            result = {"messages_per_s": answer["messages"] / answer["seconds"]}
+            expected = count + warmup
+        if (found := written(bootstrap, topic)) < expected:
+            raise RuntimeError(f"{contender} counted {expected} messages, the topic has {found}")
+        result["records_per_batch"] = records_per_batch(bootstrap, topic)
     result["mb_per_s"] = result["messages_per_s"] * value_size / 1e6
     return result
 
@@ -100,8 +128,8 @@ def producer_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, 
     """Case 1: messages/s and MB/s sending with acks=all, per value size."""
     by_size: dict[str, Any] = {}
     for size in (100, 1024):
-        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in CONTENDERS}
-        for _, contender in alternate(CONTENDERS, rounds):
+        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in PRODUCERS}
+        for _, contender in alternate(PRODUCERS, rounds):
             runs[contender].append(_producer_run(bootstrap, contender, size, scale))
         key_size, value_size = envelope_size(size)
         by_size[f"{size}B"] = _compare(runs) | {"key_bytes": key_size, "value_bytes": value_size}
@@ -109,16 +137,18 @@ def producer_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, 
 
 
 def _compare(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Summaries per contender and the ratios of the medians; the runs are kept too."""
+    """Summaries per contender and the ratios of the medians to bare's; the runs are kept too."""
     result: dict[str, Any] = {}
     for contender, measured in runs.items():
         result[contender] = {
-            "messages_per_s": summary((r["messages_per_s"] for r in measured), 0),
-            "mb_per_s": summary((r["mb_per_s"] for r in measured), 2),
-            "runs": [{k: round(v, 3) for k, v in r.items()} for r in measured],
-        }
+            name: summary((r[name] for r in measured), 2 if name != "messages_per_s" else 0)
+            for name in ("messages_per_s", "mb_per_s", "records_per_batch")
+            if name in measured[0]
+        } | {"runs": [{k: round(v, 3) for k, v in r.items()} for r in measured]}
     median = {c: result[c]["messages_per_s"]["median"] for c in runs}
-    result["ours_vs_bare"] = round(median["ours"] / median["bare"], 3)
+    for contender in runs:
+        if contender != "bare":
+            result[f"{contender}_vs_bare"] = round(median[contender] / median["bare"], 3)
     result["ours_vs_java"] = round(median["ours"] / median["java"], 3)
     result["bare_vs_java"] = round(median["bare"] / median["java"], 3)
     return result
@@ -129,15 +159,7 @@ def _consumer_run(bootstrap: str, topic: str, contender: str, total: int) -> dic
     group_id = f"{contender}-{uuid.uuid4().hex[:8]}"
     if contender == "java":
         result: dict[str, Any] = {"messages_per_s": java.consume(bootstrap, topic, total, group_id)}
-    elif contender == "bare":
-        answer = bare(
-            "consume",
-            service_env(bootstrap, KAFKA_TOPIC=topic, KAFKA_GROUP_ID=group_id),
-            f"--count={total - warmup}",
-            f"--warmup={warmup}",
-        )
-        result = {"messages_per_s": answer["messages"] / answer["seconds"]}
-    else:
+    elif contender == "ours":
         result = _ours(
             bootstrap,
             topic,
@@ -147,6 +169,17 @@ def _consumer_run(bootstrap: str, topic: str, contender: str, total: int) -> dic
             KAFKA_GROUP_ID=group_id,
             KAFKA_AUTO_OFFSET_RESET="earliest",
         )
+    else:
+        module, settings = LOOPS[contender]
+        answer = loop(
+            module,
+            "consume",
+            service_env(bootstrap, KAFKA_TOPIC=topic, KAFKA_GROUP_ID=group_id),
+            f"--count={total - warmup}",
+            f"--warmup={warmup}",
+            *settings,
+        )
+        result = {"messages_per_s": answer["messages"] / answer["seconds"]}
     return result
 
 
@@ -156,7 +189,9 @@ def prefill(bootstrap: str, topic: str, count: int) -> None:
         payloads = Path(tmp) / "payloads.txt"
         payloads.write_text(
             "\n".join(
-                message.encode(f"prefill-{i:04d}", i, datetime.now(UTC), 100)[1].decode()
+                message.encode(f"prefill-{i:04d}", i, message.stamp(datetime.now(UTC)), 100)[
+                    1
+                ].decode()
                 for i in range(1000)
             )
         )
@@ -170,8 +205,8 @@ def consumer_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, 
     _, value_size = envelope_size(100)
     with fresh_topic(bootstrap, "consume") as topic:
         prefill(bootstrap, topic, total)
-        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in CONTENDERS}
-        for _, contender in alternate(CONTENDERS, rounds):
+        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in CONSUMERS}
+        for _, contender in alternate(CONSUMERS, rounds):
             run = _consumer_run(bootstrap, topic, contender, total)
             run["mb_per_s"] = run["messages_per_s"] * value_size / 1e6
             runs[contender].append(run)
