@@ -27,6 +27,7 @@ from common import message
 from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.health import Health
 from common.shutdown import Shutdown
+from consumer import metrics
 from consumer.service import ConsumerService
 
 #: Records fetched once and processed again each round.
@@ -44,6 +45,10 @@ def _us_per_call(work: Callable[[], object], calls: int) -> float:
     return (time.perf_counter() - started) / calls * 1e6
 
 
+def _build(clock: message.Clock, size: int) -> tuple[bytes, bytes]:
+    return message.encode("bench", 1, clock.stamp(), size)
+
+
 def _fetch(plan: ConsumerPlan, count: int) -> tuple[Any, list[dict[Any, list[Any]]]]:
     client = KafkaConsumer(**plan.kafka)
     client.subscribe([plan.topic])
@@ -54,6 +59,56 @@ def _fetch(plan: ConsumerPlan, count: int) -> tuple[Any, list[dict[Any, list[Any
             batches.append(batch)
             fetched += sum(len(records) for records in batch.values())
     return client, batches
+
+
+def _consumer_steps(values: list[bytes | None]) -> dict[str, float]:
+    """Microseconds per message of each step of the consumer's loop, alone, on *values*.
+
+    The steps of ``ConsumerService._process_batch`` as it does them, so the
+    README can say where a consumed message's time goes.
+    """
+    count = len(values)
+    envelopes = [message.envelope_of(v) for v in values]
+    clock = time.perf_counter
+
+    def timed(step: Callable[[], object]) -> float:
+        started = clock()
+        step()
+        return (clock() - started) / count * 1e6
+
+    def decode() -> None:
+        for value in values:
+            message.envelope_of(value)
+
+    def latency() -> None:
+        latencies = []
+        for envelope in envelopes:
+            if envelope is not None:
+                latency = time.time() - envelope.sent_at.timestamp()
+                latencies.append(latency if latency > 0 else 0.0)
+
+    def duration() -> None:
+        durations = []
+        now = clock()
+        for _ in values:
+            end = clock()
+            durations.append(end - now)
+            now = end
+
+    figures = [0.004] * count
+    histograms = metrics.PROCESS_DURATION.labels("bench-hotpath")
+
+    def observe() -> None:
+        for start in range(0, count, 500):  # once per poll of 500, twice: as the service
+            histograms.observe_many(figures[start : start + 500])
+            histograms.observe_many(figures[start : start + 500])
+
+    return {
+        "decode_us": timed(decode),
+        "latency_us": timed(latency),
+        "duration_us": timed(duration),
+        "histograms_us": timed(observe),
+    }
 
 
 def _commit_cpu_ms(client: Any, seconds: float) -> float:
@@ -79,6 +134,7 @@ def hotpath_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, A
     """Microseconds per message: encode (100 B, 1 KiB), decode, and the consumer's batch loop."""
     calls = max(1_000, int(CALLS * scale))
     sent_at = datetime.now(UTC)
+    clock = message.Clock()
     value = message.encode("bench-producer", 1, message.stamp(sent_at), 100)[1]
     runs: dict[str, list[float]] = {
         "encode_100B_us": [],
@@ -86,6 +142,10 @@ def hotpath_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, A
         "decode_us": [],
         "consumer_batch_us": [],
         "commit_cpu_ms": [],
+        "step_decode_us": [],
+        "step_latency_us": [],
+        "step_duration_us": [],
+        "step_histograms_us": [],
     }
     with fresh_topic(bootstrap, "hotpath") as topic:
         prefill(bootstrap, topic, max(1_000, int(RECORDS * scale)))
@@ -102,9 +162,8 @@ def hotpath_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, A
             records = sum(len(r) for batch in batches for r in batch.values())
             for _ in range(rounds):
                 for size in (100, 1024):
-                    build = functools.partial(
-                        message.encode, "bench", 1, message.stamp(sent_at), size
-                    )
+                    # As the producer does per message: stamp it, then build it.
+                    build = functools.partial(_build, clock, size)
                     runs[f"encode_{size}B_us"].append(_us_per_call(build, calls))
                 runs["decode_us"].append(_us_per_call(lambda: message.decode(value), calls))
                 started = time.perf_counter()
@@ -112,6 +171,9 @@ def hotpath_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, A
                     # The loop itself, as the service runs it between two polls.
                     service._process_batch(batch)
                 runs["consumer_batch_us"].append((time.perf_counter() - started) / records * 1e6)
+                values = [r.value for batch in batches for rs in batch.values() for r in rs]
+                for step, figure in _consumer_steps(values).items():
+                    runs[f"step_{step}"].append(figure)
             # Nothing more to fetch: the polls below only carry the commits.
             client.pause(*client.assignment())
             for _ in range(rounds):

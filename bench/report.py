@@ -102,6 +102,39 @@ def _consumer_table(case: dict[str, Any], labels: dict[str, str]) -> list[str]:
     return _table(header, rows)
 
 
+#: The consumer's commit interval in the benchmark (KAFKA_COMMIT_INTERVAL_MS' default).
+COMMIT_INTERVAL_S = 0.1
+
+
+def _consumer_profile(consumer: dict[str, Any], hotpath: dict[str, Any]) -> list[str]:
+    """Our consumer's time per message, step by step, against bare kafka-python's."""
+    per_message = {c: 1e6 / consumer[c]["messages_per_s"]["median"] for c in ("bare", "ours")}
+    steps = {k: hotpath[f"step_{k}_us"]["median"] for k in ("decode", "latency", "duration")}
+    histograms = hotpath["step_histograms_us"]["median"]
+    loop_rest = hotpath["consumer_batch_us"]["median"] - sum(steps.values()) - histograms
+    commits = (
+        hotpath["commit_cpu_ms"]["median"]
+        * 1000
+        / (consumer["ours"]["messages_per_s"]["median"] * COMMIT_INTERVAL_S)
+    )
+    rows = [
+        ("kafka-python fetching and parsing (bare kafka-python's rate)", per_message["bare"]),
+        ("decode and check the envelope (msgspec)", steps["decode"]),
+        ("end-to-end latency: read its timestamp, read the clock", steps["latency"]),
+        ("processing time: read the clock", steps["duration"]),
+        ("two histogram updates per poll of 500", histograms),
+        ("the rest of the loop: counts, log sampling, stop and deadline checks", loop_rest),
+        ("offset commits, one per 100 ms (kafka-python's CPU)", commits),
+    ]
+    accounted = sum(value for _, value in rows)
+    rows.append(("not accounted for above", per_message["ours"] - accounted))
+    return _table(
+        ["step", "µs per message"],
+        [[name, f"{value:.2f}"] for name, value in rows]
+        + [["**ours, measured (1 / its rate)**", f"**{per_message['ours']:.2f}**"]],
+    )
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
@@ -142,6 +175,12 @@ def markdown(results: dict[str, Any]) -> str:
     if "consumer" in cases:
         out += ["Consumer, messages/s from a pre-filled topic:", ""]
         out += [*_consumer_table(cases["consumer"], labels), ""]
+    if "consumer" in cases and "hotpath" in cases:
+        out += [
+            "Where a consumed message's time goes, µs (our steps timed alone, in-process):",
+            "",
+        ]
+        out += [*_consumer_profile(cases["consumer"], cases["hotpath"]), ""]
     if "latency" in cases:
         c = cases["latency"]
         row = [f"{c[k]['median']:.1f} ms" for k in ("p50_ms", "p99_ms", "max_ms")]
