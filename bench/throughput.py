@@ -77,10 +77,15 @@ def _ours(
         memory = rss_mib(service.pid)
     finally:
         service.stop()
-    done, seconds = rate_from_samples(
-        service.events(event)[:lines_wanted], LOG_EVERY, warmup // LOG_EVERY
-    )
-    return {"messages_per_s": done / seconds, **memory}
+    if failed := service.events("message.failed"):
+        raise RuntimeError(f"our {module} failed {len(failed)} sends: {failed[0]}")
+    lines = service.events(event)[:lines_wanted]
+    done, seconds = rate_from_samples(lines, LOG_EVERY, warmup // LOG_EVERY)
+    result = {"messages_per_s": done / seconds, **memory}
+    if module == "producer":
+        # Its sequence numbers count its sends: each up to the last line's is answered by now.
+        result["messages"] = lines[-1]["seq"]
+    return result
 
 
 def _producer_run(bootstrap: str, contender: str, size: int, scale: float) -> dict[str, Any]:
@@ -102,7 +107,7 @@ def _producer_run(bootstrap: str, contender: str, size: int, scale: float) -> di
                 PRODUCER_RATE="0",
                 PRODUCER_MESSAGE_SIZE=str(size),
             )
-            expected = count + warmup
+            expected = result["messages"]
         else:
             module, settings = LOOPS[contender]
             answer = loop(

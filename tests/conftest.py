@@ -71,6 +71,21 @@ def _external_cluster() -> Cluster | None:
     )
 
 
+class ManualClock:
+    """A clock a test moves by hand: ``clock.now += 5``."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
 @pytest.fixture
 def environ(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """Set service variables for one test, with every other one of ours unset."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from kafka.errors import KafkaTimeoutError
 
 from producer.inflight import STALL_CHECK_S, InFlight
+from tests.conftest import ManualClock
 
 
 @dataclass(frozen=True)
@@ -21,18 +22,7 @@ class Written:
     serialized_value_size: int = 100
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_answers_are_handed_over_with_their_latency() -> None:
-    clock = Clock()
+def test_answers_are_handed_over_with_their_latency(clock: ManualClock) -> None:
     inflight = InFlight(stall_after_s=60, clock=clock)
     inflight.sent(1)
     inflight.sent(2)
@@ -107,8 +97,7 @@ def test_wait_does_not_block_when_the_answers_are_already_there() -> None:
     assert inflight.has_answers
 
 
-def test_sends_unanswered_past_the_deadline_are_given_up_on_together() -> None:
-    clock = Clock()
+def test_sends_unanswered_past_the_deadline_are_given_up_on_together(clock: ManualClock) -> None:
     inflight = InFlight(stall_after_s=10, clock=clock)
     inflight.sent(1)
     clock.now += 4
@@ -128,8 +117,7 @@ def test_sends_unanswered_past_the_deadline_are_given_up_on_together() -> None:
     assert list(inflight.take()) == []
 
 
-def test_stalls_are_checked_at_most_every_tick() -> None:
-    clock = Clock()
+def test_stalls_are_checked_at_most_every_tick(clock: ManualClock) -> None:
     inflight = InFlight(stall_after_s=STALL_CHECK_S / 5, clock=clock)
     inflight.sent(1)
     assert inflight.stalled() is None

@@ -5,16 +5,7 @@ from __future__ import annotations
 import pytest
 
 from producer.pace import BURST, CATCH_UP_S, Pace
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.conftest import ManualClock
 
 
 def test_at_rate_zero_a_whole_burst_is_always_due() -> None:
@@ -25,8 +16,7 @@ def test_at_rate_zero_a_whole_burst_is_always_due() -> None:
     assert pace.wait_s() == 0
 
 
-def test_at_a_rate_what_fell_due_is_sent_and_the_next_waits() -> None:
-    clock = Clock()
+def test_at_a_rate_what_fell_due_is_sent_and_the_next_waits(clock: ManualClock) -> None:
     pace = Pace(10, clock=clock)
     assert pace.due() == 1
     pace.took(1)
@@ -39,16 +29,14 @@ def test_at_a_rate_what_fell_due_is_sent_and_the_next_waits() -> None:
     assert pace.due() == 0
 
 
-def test_after_a_stall_at_most_a_second_is_caught_up() -> None:
-    clock = Clock()
+def test_after_a_stall_at_most_a_second_is_caught_up(clock: ManualClock) -> None:
     pace = Pace(50, burst=1000, clock=clock)
     pace.took(pace.due())
     clock.now += 60  # a paused VM
     assert pace.due() == int(50 * CATCH_UP_S) + 1
 
 
-def test_a_burst_is_bounded() -> None:
-    clock = Clock()
+def test_a_burst_is_bounded(clock: ManualClock) -> None:
     pace = Pace(10_000, burst=100, clock=clock)
     clock.now += 0.5
     assert pace.due() == 100
