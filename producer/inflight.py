@@ -16,11 +16,25 @@ from typing import NamedTuple
 
 from producer.client import Outcome
 
-#: Most sends left unanswered before the loop waits for answers. Without a
-#: bound, a producer at rate 0 queued far faster than kafka-python's IO thread
-#: could deliver (it had the GIL less): memory grew without end and messages
-#: waited seconds in the queue.
-MAX_UNANSWERED = 5_000
+#: Most bytes of messages left unanswered before the loop waits for answers.
+#: Without a bound, a producer at rate 0 queued far faster than kafka-python's
+#: IO thread could deliver (it had the GIL less): memory grew without end and
+#: messages waited seconds in the queue. Too tight a bound starves the
+#: batches instead: 5,000 sends of 100 B were about what one broker
+#: connection has in flight (5 requests of 10 partitions' batches), so the
+#: sender often found only part-filled batches to send.
+MAX_UNANSWERED_BYTES = 4 * 1024 * 1024
+#: Bounds on the bound in sends: a pipeline of small messages, within kafka-python's
+#: 32 MiB buffer for the largest (4 MiB of them, at least 16).
+MIN_UNANSWERED, MAX_UNANSWERED = 16, 20_000
+
+
+def limit_for(message_size: int) -> int:
+    """Most sends left unanswered for messages of *message_size* bytes."""
+    by_size = MAX_UNANSWERED_BYTES // max(1, message_size)
+    return max(MIN_UNANSWERED, min(MAX_UNANSWERED, by_size))
+
+
 #: How often, at most, the oldest send is checked for a stall.
 STALL_CHECK_S = 0.5
 

@@ -31,7 +31,7 @@ from common.shutdown import Shutdown
 from common.throttle import ThrottleWatch
 from producer import metrics
 from producer.client import ProducerClient
-from producer.inflight import InFlight
+from producer.inflight import InFlight, limit_for
 from producer.pace import Pace
 
 #: Seconds the final flush may take; with close() it stays inside Docker's 10 s grace.
@@ -97,7 +97,10 @@ class ProducerService:
         self._sent_bytes = metrics.SENT_BYTES.labels(self._topic)
         self._latency = metrics.DELIVERY_DURATION.labels("send", self._topic)
         deadline_ms = plan.kafka["delivery_timeout_ms"] + plan.kafka["request_timeout_ms"]
-        self._inflight = InFlight(stall_after_s=deadline_ms / 1000 + STALL_GRACE_S)
+        self._inflight = InFlight(
+            stall_after_s=deadline_ms / 1000 + STALL_GRACE_S,
+            limit=limit_for(plan.settings.message_size),
+        )
         self._throttle = ThrottleWatch(self._client_metrics)
         logging.getLogger("kafka.net.selector").addFilter(_not_a_gil_wait)
         self._compression = plan.kafka["compression_type"]

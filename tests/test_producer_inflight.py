@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from kafka.errors import KafkaTimeoutError
 
-from producer.inflight import STALL_CHECK_S, InFlight
+from producer.inflight import (
+    MAX_UNANSWERED,
+    MAX_UNANSWERED_BYTES,
+    MIN_UNANSWERED,
+    STALL_CHECK_S,
+    InFlight,
+    limit_for,
+)
 from tests.conftest import ManualClock
 
 
@@ -126,3 +133,10 @@ def test_stalls_are_checked_at_most_every_tick(clock: ManualClock) -> None:
     assert inflight.stalled() is None
     clock.now += STALL_CHECK_S / 2
     assert inflight.stalled() is not None
+
+
+def test_the_bound_is_in_bytes_within_limits_in_sends() -> None:
+    assert limit_for(1024) == MAX_UNANSWERED_BYTES // 1024
+    assert limit_for(100) == MAX_UNANSWERED  # small messages: capped in sends
+    assert limit_for(1_000_000) == MIN_UNANSWERED  # huge ones: a few, within the client buffer
+    assert limit_for(0) == MAX_UNANSWERED
