@@ -79,7 +79,7 @@ compose-test: install jars
 demo: install jars
 	$(BIN)/python -m demo
 
-# Figures, not tests: about 12 minutes on one broker of its own; writes
+# Figures, not tests: about 15 minutes on one broker of its own; writes
 # bench/results/latest.json and the tables of README.md's Performance section.
 # One case: .venv/bin/python -m bench hotpath --rounds 3
 bench: install jars
