@@ -142,7 +142,8 @@ def test_bench_smoke_run_writes_every_case(tmp_path: Path) -> None:
         assert hotpath[figure]["median"] > 0
     assert hotpath["commit_cpu_ms"]["n"] == 1
     # The tables the README's Performance section shows.
-    assert "ours/bare" in run.stdout
+    assert "| **ours** |" in run.stdout
+    assert "Where a consumed message's time goes" in run.stdout
     assert "End-to-end latency" in run.stdout
 
 
