@@ -7,7 +7,7 @@ client of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Protocol
 
 
@@ -31,10 +31,18 @@ Outcome = RecordMetadata | BaseException
 
 
 class SendFuture(Protocol):
-    """A send's future; its callbacks run on kafka-python's IO thread."""
+    """A send's future, answered on kafka-python's IO thread; read once ``is_done``."""
 
-    def add_callback(self, f: Callable[[RecordMetadata], object]) -> object: ...
-    def add_errback(self, f: Callable[[BaseException], object]) -> object: ...
+    @property
+    def is_done(self) -> bool: ...
+    @property
+    def value(self) -> RecordMetadata:
+        """Where the record was written; None until done, and after a failure."""
+
+    @property
+    def exception(self) -> BaseException | None: ...
+    def get(self, timeout: float | None = None) -> RecordMetadata:
+        """Block until answered; raises the failure, or KafkaTimeoutError after *timeout*."""
 
 
 class ProducerClient(Protocol):

@@ -10,7 +10,6 @@ failed, and replaces the client.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import secrets
@@ -163,11 +162,16 @@ class ProducerService:
                 self._take_answers()
             due = pace.due()
             if not due:
-                self._shutdown.wait(min(pace.wait_s(), _TICK_S))
+                wait_s = min(pace.wait_s(), _TICK_S)
+                if inflight:
+                    # Nothing to send yet: take the next answer as it comes, so its latency is true.
+                    inflight.wait(wait_s)
+                else:
+                    self._shutdown.wait(wait_s)
                 continue
             room = inflight.room
             if not room:
-                inflight.wait(_TICK_S)
+                inflight.wait(_TICK_S, half=True)
                 self._take_answers()
                 continue
             # The burst, in a row: nothing else per message, this is the hot path.
@@ -183,18 +187,13 @@ class ProducerService:
         """Send message *seq*; False if the client refused to queue it (counted as failed)."""
         assert self._client is not None
         key, value = message.encode(self._id, seq, self._clock.stamp(), self._settings.message_size)
-        self._inflight.sent(seq)
         try:
             future = self._client.send(self._topic, key=key, value=value)
         except KafkaError as exc:
             # Raised before the record was queued (no metadata or buffer space in time).
-            if self._inflight.withdraw(seq):
-                self._count_failure(seq, exc)
+            self._count_failure(seq, exc)
             return False
-        # One bound callable for both outcomes: this runs per message, on the hot path.
-        answer = functools.partial(self._inflight.answer, seq)
-        future.add_callback(answer)
-        future.add_errback(answer)
+        self._inflight.sent(seq, future)
         return True
 
     def _take_answers(self) -> None:

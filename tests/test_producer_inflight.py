@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 from kafka.errors import KafkaTimeoutError
+from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
 
 from producer.inflight import (
     MAX_UNANSWERED,
@@ -18,97 +18,102 @@ from producer.inflight import (
 from tests.conftest import ManualClock
 
 
-@dataclass(frozen=True)
-class Written:
-    """Stands in for kafka-python's RecordMetadata."""
-
-    topic: str = "t"
-    partition: int = 0
-    offset: int = 0
-    serialized_key_size: int = 3
-    serialized_value_size: int = 100
+def batch(inflight: InFlight, *seqs: int) -> FutureProduceResult:
+    """Send *seqs* into one batch, as kafka-python does; completing it answers them all."""
+    produce = FutureProduceResult(("t", 0))
+    for index, seq in enumerate(seqs):
+        record = FutureRecordMetadata(produce, index, -1, None, 3, 100, -1)
+        inflight.sent(seq, record)
+    return produce
 
 
-def test_answers_are_handed_over_with_their_latency(clock: ManualClock) -> None:
+def test_answers_are_taken_with_their_latency(clock: ManualClock) -> None:
     inflight = InFlight(stall_after_s=60, clock=clock)
-    inflight.sent(1)
-    inflight.sent(2)
+    failed = batch(inflight, 1)
+    written = batch(inflight, 2, 3)
     clock.now += 0.25
-    inflight.answer(2, Written(offset=7))
-    inflight.answer(1, KafkaTimeoutError("expired"))
+    written.success((7, -1, None))  # base offset, log append time, no record errors
+    failed.failure(KafkaTimeoutError("expired"))
 
     taken = list(inflight.take())
 
-    assert [(seq, latency) for seq, latency, _ in taken] == [(2, 0.25), (1, 0.25)]
-    assert isinstance(taken[1][2], KafkaTimeoutError)
+    assert [(seq, latency) for seq, latency, _ in taken] == [(1, 0.25), (2, 0.25), (3, 0.25)]
+    assert isinstance(taken[0][2], KafkaTimeoutError)
+    assert [getattr(outcome, "offset", None) for _, _, outcome in taken] == [None, 7, 8]
     assert len(inflight) == 0
     assert not inflight.has_answers
 
 
+def test_answers_are_taken_in_send_order() -> None:
+    inflight = InFlight(stall_after_s=60)
+    first = batch(inflight, 1)
+    batch(inflight, 2).success((0, -1, None))
+
+    # The second is answered, the first is not: nothing yet, and both stay counted.
+    assert not inflight.has_answers
+    assert list(inflight.take()) == []
+    assert len(inflight) == 2
+
+    first.success((0, -1, None))
+    assert [seq for seq, _, _ in inflight.take()] == [1, 2]
+
+
 def test_the_bound_says_when_to_wait() -> None:
     inflight = InFlight(stall_after_s=60, limit=3)
-    for seq in (1, 2):
-        inflight.sent(seq)
+    first = batch(inflight, 1)
+    batch(inflight, 2)
     assert inflight.room == 1
-    inflight.sent(3)
+    batch(inflight, 3)
     assert inflight.room == 0
-    inflight.answer(1, Written())
+    first.success((0, -1, None))
     list(inflight.take())
     assert inflight.room == 1
 
 
-def test_a_send_the_client_refused_is_withdrawn_once() -> None:
-    inflight = InFlight(stall_after_s=60)
-    inflight.sent(1)
-
-    assert inflight.withdraw(1)
-    assert not inflight.withdraw(1)
-    assert len(inflight) == 0
-
-
-def test_wait_returns_once_half_of_the_bound_is_answered() -> None:
+def test_wait_returns_once_the_older_half_is_answered() -> None:
     inflight = InFlight(stall_after_s=60, limit=4)
-    for seq in range(1, 5):
-        inflight.sent(seq)
-    answered = threading.Event()
-
-    def io_thread() -> None:
-        # As kafka-python's IO thread does: answers arrive while the loop waits.
-        inflight.answer(1, Written())
-        inflight.answer(2, Written())
-        answered.set()
-
+    batches = [batch(inflight, seq) for seq in range(1, 5)]
     waiter_done = threading.Event()
 
     def loop() -> None:
-        inflight.wait(timeout=30)
+        inflight.wait(timeout=30, half=True)
         waiter_done.set()
 
     waiter = threading.Thread(target=loop)
     waiter.start()
-    threading.Thread(target=io_thread).start()
+    # As kafka-python's IO thread does: answers arrive while the loop waits.
+    for produce in batches[:2]:
+        produce.success((0, -1, None))
+    assert not waiter_done.wait(0.2), "woken before the older half was answered"
+    batches[2].success((0, -1, None))
     assert waiter_done.wait(10), "the loop was not woken by the answers"
     waiter.join()
-    assert answered.is_set()
-    assert [seq for seq, _, _ in inflight.take()] == [1, 2]
+    assert [seq for seq, _, _ in inflight.take()] == [1, 2, 3]
 
 
-def test_wait_does_not_block_when_the_answers_are_already_there() -> None:
-    inflight = InFlight(stall_after_s=60, limit=2)
-    inflight.sent(1)
-    inflight.sent(2)
-    inflight.answer(1, Written())
+def test_wait_returns_on_a_failure_too() -> None:
+    inflight = InFlight(stall_after_s=60)
+    batch(inflight, 1).failure(KafkaTimeoutError("expired"))
 
-    inflight.wait(timeout=30)  # would take 30 s if it missed the queued answer
+    inflight.wait(timeout=30)  # would take 30 s, or raise, if a failure did not count
 
     assert inflight.has_answers
 
 
+def test_wait_gives_up_after_its_timeout() -> None:
+    inflight = InFlight(stall_after_s=60)
+    batch(inflight, 1)
+
+    inflight.wait(timeout=0.01)  # the client's KafkaTimeoutError is not the loop's business
+
+    assert not inflight.has_answers
+
+
 def test_sends_unanswered_past_the_deadline_are_given_up_on_together(clock: ManualClock) -> None:
     inflight = InFlight(stall_after_s=10, clock=clock)
-    inflight.sent(1)
+    first = batch(inflight, 1)
     clock.now += 4
-    inflight.sent(2)
+    batch(inflight, 2)
     clock.now += 5.9
     assert inflight.stalled() is None
 
@@ -120,13 +125,13 @@ def test_sends_unanswered_past_the_deadline_are_given_up_on_together(clock: Manu
     assert stall.waited_s >= 10
     assert len(inflight) == 0
     # A late answer for a send given up on is not counted a second time.
-    inflight.answer(1, Written())
+    first.success((0, -1, None))
     assert list(inflight.take()) == []
 
 
 def test_stalls_are_checked_at_most_every_tick(clock: ManualClock) -> None:
     inflight = InFlight(stall_after_s=STALL_CHECK_S / 5, clock=clock)
-    inflight.sent(1)
+    batch(inflight, 1)
     assert inflight.stalled() is None
     clock.now += STALL_CHECK_S / 2
     # Past the deadline, but the last check was less than a tick ago.
