@@ -7,7 +7,7 @@ client of its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 
@@ -41,8 +41,8 @@ class SendFuture(Protocol):
 
     @property
     def exception(self) -> BaseException | None: ...
-    def get(self, timeout: float | None = None) -> RecordMetadata:
-        """Block until answered; raises the failure, or KafkaTimeoutError after *timeout*."""
+    def add_both(self, f: Callable[[Outcome], object]) -> object:
+        """Call *f* with the answer, on the IO thread (or now, if answered already)."""
 
 
 class ProducerClient(Protocol):

@@ -197,7 +197,7 @@ class ProducerService:
         return True
 
     def _take_answers(self) -> None:
-        """Count, time and sample-log every answer queued so far."""
+        """Count, time and sample-log the answers the oldest sends have by now."""
         sample = self._sample
         latencies: list[float] = []
         sent_bytes = 0

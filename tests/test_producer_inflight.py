@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from kafka.errors import KafkaTimeoutError
 from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
@@ -107,6 +108,20 @@ def test_wait_gives_up_after_its_timeout() -> None:
     inflight.wait(timeout=0.01)  # the client's KafkaTimeoutError is not the loop's business
 
     assert not inflight.has_answers
+
+
+def test_short_waits_wait_their_whole_timeout() -> None:
+    # A paced producer waits for less than a millisecond at 1,000 messages/s;
+    # a wait that returned at once would spin the loop and starve the IO thread.
+    inflight = InFlight(stall_after_s=60)
+    batch(inflight, 1)
+    waits, timeout = 100, 0.0008
+
+    started = time.perf_counter()
+    for _ in range(waits):
+        inflight.wait(timeout)
+
+    assert time.perf_counter() - started >= waits * timeout
 
 
 def test_sends_unanswered_past_the_deadline_are_given_up_on_together(clock: ManualClock) -> None:
