@@ -81,17 +81,17 @@ class InFlight:
         """Keep *seq*, which the client has queued, until *future* answers it."""
         self._pending.append((seq, self._clock(), future))
 
-    def wait(self, timeout: float, *, half: bool = False) -> None:
-        """Wait, up to *timeout*, for the oldest send's answer, or with *half* the older half's.
+    def wait(self, timeout: float) -> None:
+        """Wait, up to *timeout*, for the oldest send's answer.
 
-        Half, not one, when the bound is reached: waking for every answer
-        would hand the GIL back and forth with the IO thread once per batch
-        it completes, and the IO thread runs fastest when left alone.
+        The oldest, not any later one: answers are taken in send order, so a
+        later answer would wake the loop to take nothing, and it would spin
+        while one partition's batch is slow.
         """
         pending = self._pending
         if not pending:
             return
-        _, _, future = pending[len(pending) // 2 if half else 0]
+        _, _, future = pending[0]
         if future.is_done:
             return
         if future is not self._watched:

@@ -171,7 +171,7 @@ class ProducerService:
                 continue
             room = inflight.room
             if not room:
-                inflight.wait(_TICK_S, half=True)
+                inflight.wait(_TICK_S)
                 self._take_answers()
                 continue
             # The burst, in a row: nothing else per message, this is the hot path.

@@ -71,25 +71,25 @@ def test_the_bound_says_when_to_wait() -> None:
     assert inflight.room == 1
 
 
-def test_wait_returns_once_the_older_half_is_answered() -> None:
-    inflight = InFlight(stall_after_s=60, limit=4)
-    batches = [batch(inflight, seq) for seq in range(1, 5)]
+def test_wait_returns_once_the_oldest_is_answered() -> None:
+    inflight = InFlight(stall_after_s=60)
+    oldest = batch(inflight, 1)
+    batch(inflight, 2).success((0, -1, None))
     waiter_done = threading.Event()
 
     def loop() -> None:
-        inflight.wait(timeout=30, half=True)
+        inflight.wait(timeout=30)
         waiter_done.set()
 
     waiter = threading.Thread(target=loop)
     waiter.start()
-    # As kafka-python's IO thread does: answers arrive while the loop waits.
-    for produce in batches[:2]:
-        produce.success((0, -1, None))
-    assert not waiter_done.wait(0.2), "woken before the older half was answered"
-    batches[2].success((0, -1, None))
-    assert waiter_done.wait(10), "the loop was not woken by the answers"
+    # A later answer does not wake it: there is nothing to take before the oldest.
+    assert not waiter_done.wait(0.2), "woken by an answer behind the oldest"
+    # As kafka-python's IO thread does: the answer arrives while the loop waits.
+    oldest.success((0, -1, None))
+    assert waiter_done.wait(10), "the loop was not woken by the oldest answer"
     waiter.join()
-    assert [seq for seq, _, _ in inflight.take()] == [1, 2, 3]
+    assert [seq for seq, _, _ in inflight.take()] == [1, 2]
 
 
 def test_wait_returns_on_a_failure_too() -> None:
