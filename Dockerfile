@@ -5,13 +5,15 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
-# Dependencies first, at the exact versions of constraints.txt, so that a
-# code change does not reinstall them.
-COPY pyproject.toml constraints.txt README.md ./
-COPY common ./common
-COPY producer ./producer
-COPY consumer ./consumer
-RUN /opt/venv/bin/pip install --constraint constraints.txt .
+# The pinned dependencies in a layer of their own, before any code: a code
+# change rebuilds from the next step on and reinstalls none of them.
+COPY pyproject.toml constraints.txt ./
+RUN python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' > requirements.txt \
+ && /opt/venv/bin/pip install --constraint constraints.txt --requirement requirements.txt
+# The project itself; which packages it installs is decided in pyproject.toml
+# alone (common, producer, consumer), and only the virtualenv reaches the image.
+COPY . .
+RUN /opt/venv/bin/pip install --no-deps .
 
 FROM python:3.11.12-slim-bookworm
 RUN useradd --system --no-log-init --uid 10001 --no-create-home app
