@@ -23,6 +23,7 @@ from kafka.errors import (
     SaslAuthenticationFailedError,
 )
 
+from common import events, kafka_compat
 from common.backoff import Backoff
 from common.config import BOOTSTRAP_TIMEOUT_MS
 from common.failure import ServiceFailed
@@ -63,22 +64,6 @@ class _BootstrapWitness(logging.Handler):
                 self.last_error = text if text.startswith(kind) else f"{kind}: {text}"
                 if (refusal := classify(arg)) is not None:
                     self.refusal = refusal
-
-
-def _honour_auto_creation_setting(client: object) -> None:
-    """Make kafka-python 3.0.12 obey its own ``allow_auto_create_topics``.
-
-    Its network client builds the cluster metadata without that setting, so
-    every Metadata request asks the broker to create a missing topic, and
-    Event Hubs does for an identity with Manage rights: a misspelt topic
-    became a new event hub. Copied to where it is read; kafka-python is
-    pinned, and tests/test_missing_topic.py fails if this stops working.
-    """
-    config = getattr(client, "config", None)
-    for name in ("_cluster", "_metadata"):  # KafkaConsumer, KafkaProducer
-        cluster_config = getattr(getattr(client, name, None), "config", None)
-        if isinstance(config, dict) and isinstance(cluster_config, dict):
-            cluster_config["allow_auto_create_topics"] = config["allow_auto_create_topics"]
 
 
 def classify(exc: BaseException) -> BrokerRefused | None:
@@ -148,7 +133,7 @@ def connect(
             delay = backoff.next()
             health.set_ready(False, f"no broker reachable yet; retrying: {exc}")
             log.warning(
-                "broker.unavailable",
+                events.BROKER_UNAVAILABLE,
                 client=what,
                 attempt=backoff.attempt,
                 retry_in_s=round(delay, 2),
@@ -163,7 +148,7 @@ def _attempt(factory: Callable[[], Client]) -> Client:
     with _witness() as witness:
         try:
             client = factory()
-            _honour_auto_creation_setting(client)
+            kafka_compat.honour_auto_creation_setting(client)
             return client
         except KafkaConfigurationError:
             raise  # settings kafka-python refuses: no retry can help

@@ -15,7 +15,7 @@ from typing import TypeVar
 import structlog
 from kafka.errors import KafkaConfigurationError
 
-from common import api_versions
+from common import events, kafka_compat
 from common.config import (
     ConfigError,
     ConsumerPlan,
@@ -74,9 +74,9 @@ def main(
         secret_patterns=[TOKEN_PATTERN] if entra else [],
     )
     log = structlog.get_logger()
-    api_versions.install()
+    kafka_compat.install()
     if not _verifies_tls(plan):
-        log.warning("tls.verification_disabled", setting="KAFKA_SSL_VERIFY=false")
+        log.warning(events.TLS_VERIFICATION_DISABLED, setting="KAFKA_SSL_VERIFY=false")
 
     _freeze_setup()
     shutdown = Shutdown()
@@ -86,7 +86,7 @@ def main(
         server = HttpServer(settings.metrics_host, settings.metrics_port, health)
     except OSError as exc:
         log.error(
-            "service.failed",
+            events.SERVICE_FAILED,
             reason="metrics_port_unavailable",
             metrics_host=settings.metrics_host,
             metrics_port=settings.metrics_port,
@@ -94,7 +94,7 @@ def main(
         )
         return EXIT_REFUSED
     log.info(
-        "service.started",
+        events.SERVICE_STARTED,
         metrics_port=server.port,
         topic=plan.topic,
         bootstrap_servers=",".join(plan.connection.bootstrap_servers),
@@ -107,15 +107,15 @@ def main(
             security.tokens.start()
         run(plan, health, shutdown)
     except ServiceFailed as exc:
-        log.error("service.failed", reason=exc.reason, error=exc.detail)
+        log.error(events.SERVICE_FAILED, reason=exc.reason, error=exc.detail)
         return EXIT_REFUSED
     except KafkaConfigurationError as exc:
         # Our validation should have caught it; if not, it is still the user's settings.
-        log.error("service.failed", reason="invalid_client_settings", error=str(exc))
+        log.error(events.SERVICE_FAILED, reason="invalid_client_settings", error=str(exc))
         return EXIT_CONFIG
     finally:
         server.close()
-    log.info("service.stopped", signal=shutdown.signal_name)
+    log.info(events.SERVICE_STOPPED, signal=shutdown.signal_name)
     return 0
 
 

@@ -5,17 +5,19 @@ and says by how much in ``throttle_time_ms``. kafka-python pauses the
 connection for that long and records it in its own metrics registry, out of
 Prometheus' sight, and logs a warning per throttled answer: hundreds a minute
 under sustained throttling. This module copies its figures into Prometheus and
-replaces those warnings with one ``broker.throttled`` line per interval.
+says it in one ``broker.throttled`` line per interval; kafka-python's own
+warnings are dropped by ``common.kafka_compat``.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping
 
 import structlog
 from prometheus_client import Gauge
+
+from common import events
 
 THROTTLE_MAX = Gauge(
     "kafka_client_throttle_time_max_seconds",
@@ -31,13 +33,8 @@ THROTTLE_AVG = Gauge(
 READ_EVERY_S = 5.0
 #: At most one ``broker.throttled`` line this often while throttled.
 LOG_EVERY_S = 30.0
-_KAFKA_WARNING = "throttled by broker"
 
 ClientMetrics = Callable[[], Mapping[str, Mapping[str, float]]]
-
-
-def _not_per_answer(record: logging.LogRecord) -> bool:
-    return _KAFKA_WARNING not in str(record.msg)
 
 
 class ThrottleWatch:
@@ -51,7 +48,6 @@ class ThrottleWatch:
         self._read_at = now() + READ_EVERY_S
         self._logged_at = -LOG_EVERY_S
         self._log = structlog.get_logger()
-        logging.getLogger("kafka.net.connection").addFilter(_not_per_answer)
 
     def check(self) -> None:
         now = self._now()
@@ -69,7 +65,7 @@ class ThrottleWatch:
         if longest > 0 and now - self._logged_at >= LOG_EVERY_S:
             self._logged_at = now
             self._log.warning(
-                "broker.throttled",
+                events.BROKER_THROTTLED,
                 throttle_max_ms=round(longest),
                 throttle_avg_ms=round(average, 1),
                 hint="the broker is over its quota (Event Hubs: throughput units)",

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import structlog
 from kafka import OffsetAndMetadata
 
+from common import events
 from consumer import metrics
 from consumer.client import Offsets, TopicPartition
 
@@ -66,5 +67,5 @@ def record_commit(
         return
     metrics.COMMIT_FAILURES.labels(type(error).__name__).inc()
     structlog.get_logger().warning(
-        "offsets.commit_failed", partitions=len(offsets), error=str(error)
+        events.OFFSETS_COMMIT_FAILED, partitions=len(offsets), error=str(error)
     )

@@ -13,6 +13,7 @@ import structlog
 from kafka import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 
+from common import events
 from consumer import metrics
 from consumer.client import ConsumerClient, TopicPartition
 from consumer.offsets import OffsetTracker, record_commit
@@ -69,7 +70,7 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         remaining = set(self._consumer.assignment()) - revoked
         self._owned(remaining)
         self._log.info(
-            "partitions.revoked", revoked=by_topic(revoked), assignment=by_topic(remaining)
+            events.PARTITIONS_REVOKED, revoked=by_topic(revoked), assignment=by_topic(remaining)
         )
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
@@ -78,7 +79,7 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         metrics.REBALANCES.inc()
         self._owned(assignment)
         self._log.info(
-            "partitions.assigned", assigned=by_topic(assigned), assignment=by_topic(assignment)
+            events.PARTITIONS_ASSIGNED, assigned=by_topic(assigned), assignment=by_topic(assignment)
         )
 
     async def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
@@ -89,4 +90,6 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         self._offsets.forget(lost)
         remaining = set(self._consumer.assignment()) - lost
         self._owned(remaining)
-        self._log.warning("partitions.lost", lost=by_topic(lost), assignment=by_topic(remaining))
+        self._log.warning(
+            events.PARTITIONS_LOST, lost=by_topic(lost), assignment=by_topic(remaining)
+        )

@@ -10,7 +10,6 @@ re-delivered by a rebalance or a clean stop.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Mapping, Sequence
 
@@ -18,7 +17,7 @@ import structlog
 from kafka.errors import InconsistentGroupProtocolError, KafkaError, UnsupportedCodecError
 from kafka.structs import MemberState
 
-from common import message
+from common import events, message
 from common.backoff import Backoff
 from common.config import ConsumerPlan
 from common.failure import ServiceFailed
@@ -36,14 +35,6 @@ from consumer.records import shown, shown_headers, shown_timestamp
 POLL_TIMEOUT_MS = 500
 #: How often partition lag is recomputed.
 LAG_INTERVAL_S = 1.0
-
-
-def _said_by_us(record: logging.LogRecord) -> bool:
-    """False for kafka-python's own line about a mismatch of assignors."""
-    args = record.args if isinstance(record.args, tuple) else ()
-    # Only strings: some of kafka-python's arguments cannot be compared with one.
-    name = InconsistentGroupProtocolError.__name__
-    return not any(isinstance(arg, str) and arg == name for arg in args)
 
 
 class ConsumerService:
@@ -83,8 +74,6 @@ class ConsumerService:
         self._throttle = ThrottleWatch(client.metrics)
 
     def run(self) -> None:
-        # We say it better (group.protocol_mismatch names the setting): one line, not two.
-        logging.getLogger("kafka.coordinator").addFilter(_said_by_us)
         self._client.subscribe(
             [self._topic],
             listener=RebalanceListener(self._client, self._offsets, self._group_id),
@@ -137,7 +126,7 @@ class ConsumerService:
         if isinstance(exc, InconsistentGroupProtocolError):
             # Another member lists none of our assignors: name the setting that fixes it.
             self._log.error(
-                "group.protocol_mismatch",
+                events.GROUP_PROTOCOL_MISMATCH,
                 group_id=self._group_id,
                 assignors=",".join(self._settings.assignment_strategy),
                 hint="the group's other members use other assignors: list one they use "
@@ -145,7 +134,9 @@ class ConsumerService:
                 retry_in_s=round(delay, 2),
             )
         else:
-            self._log.warning("consumer.poll_failed", error=str(exc), retry_in_s=round(delay, 2))
+            self._log.warning(
+                events.CONSUMER_POLL_FAILED, error=str(exc), retry_in_s=round(delay, 2)
+            )
         self._shutdown.wait(delay)
 
     def _check_topic(self) -> None:
@@ -174,7 +165,7 @@ class ConsumerService:
         delay = self._topic_backoff.next()
         self._topic_check_due = time.monotonic() + delay
         self._log.error(
-            "topic.unavailable", topic=self._topic, retry_in_s=round(delay, 2), error=error
+            events.TOPIC_UNAVAILABLE, topic=self._topic, retry_in_s=round(delay, 2), error=error
         )
 
     def _process_batch(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
@@ -259,7 +250,7 @@ class ConsumerService:
             # Half of what fitted, so the next batches leave room for a slower message.
             self._max_records = max(1, handled // 2)
             self._log.warning(
-                "batch.truncated",
+                events.BATCH_TRUNCATED,
                 processed=handled,
                 returned=returned,
                 took_s=round(took_s, 3),
@@ -286,7 +277,7 @@ class ConsumerService:
         if envelope is not None:
             fields["seq"] = envelope.seq
             fields["producer"] = envelope.producer
-        self._log.info("message.received", **fields)
+        self._log.info(events.MESSAGE_RECEIVED, **fields)
 
     def _on_commit(self, offsets: Offsets, response: object) -> None:
         # Runs on the IO thread.
@@ -317,4 +308,4 @@ class ConsumerService:
             # and sends LeaveGroup, so the group rebalances now, not after the
             # session timeout.
             self._client.close(autocommit=False)
-        self._log.info("consumer.closed", took_s=round(time.monotonic() - started, 3))
+        self._log.info(events.CONSUMER_CLOSED, took_s=round(time.monotonic() - started, 3))

@@ -10,7 +10,6 @@ failed, and replaces the client.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import socket
@@ -20,7 +19,7 @@ from collections.abc import Callable, Mapping
 import structlog
 from kafka.errors import KafkaError, KafkaTimeoutError, UnsupportedForMessageFormatError
 
-from common import message
+from common import events, kafka_compat, message
 from common.backoff import Backoff
 from common.config import ProducerPlan
 from common.failure import ServiceFailed
@@ -39,32 +38,6 @@ FLUSH_TIMEOUT_S = 5.0
 _TICK_S = 0.5
 #: Slack on top of the client's own deadline before a send counts as unanswered.
 STALL_GRACE_S = 5.0
-
-
-def _in_fatal_state(client: ProducerClient) -> bool:
-    """Whether kafka-python's idempotent producer has given up for good.
-
-    kafka-python 3.0.12 takes any non-retriable error on a batch (PolicyViolation
-    from a throttled Event Hubs, a record the broker refuses) as fatal for an
-    idempotent producer without transactions, against its own comment that it
-    "just fails the batch"; from then on it fails every send at once. Java bumps
-    the producer epoch instead. Only a new client sends again.
-    """
-    manager = getattr(client, "_transaction_manager", None)
-    has_fatal_error = getattr(manager, "has_fatal_error", None)
-    return bool(callable(has_fatal_error) and has_fatal_error())
-
-
-def _not_a_gil_wait(record: logging.LogRecord) -> bool:
-    """False for kafka-python's slow-task warning, which our send loop sets off at full speed.
-
-    At PRODUCER_RATE=0 the loop holds the GIL for Python's whole switch
-    interval (5 ms) at a time, so a step of kafka-python's IO task that needs
-    the GIL a few dozen times passes its 0.1 s threshold of wall time: waiting,
-    not the tight loop the warning suspects. It came every few seconds.
-    """
-    message = str(record.msg)
-    return not (message.startswith("Task ") and "threshold). It is blocking" in message)
 
 
 def producer_id() -> str:
@@ -101,7 +74,6 @@ class ProducerService:
             limit=limit_for(plan.settings.message_size),
         )
         self._throttle = ThrottleWatch(self._client_metrics)
-        logging.getLogger("kafka.net.selector").addFilter(_not_a_gil_wait)
         self._compression = plan.kafka["compression_type"]
         #: Set when the broker refuses compressed batches; no retry can fix that.
         self._refused: BaseException | None = None
@@ -140,12 +112,12 @@ class ProducerService:
                 error = "UnknownTopicOrPartitionError"
             if partitions:
                 self._health.set_ready(True)
-                self._log.info("topic.ready", topic=self._topic, partitions=len(partitions))
+                self._log.info(events.TOPIC_READY, topic=self._topic, partitions=len(partitions))
                 return True
             delay = backoff.next()
             self._health.set_ready(False, f"topic {self._topic} is not available")
             self._log.error(
-                "topic.unavailable", topic=self._topic, error=error, retry_in_s=round(delay, 2)
+                events.TOPIC_UNAVAILABLE, topic=self._topic, error=error, retry_in_s=round(delay, 2)
             )
             self._health.expect(delay)
             self._shutdown.wait(delay)
@@ -215,7 +187,7 @@ class ProducerService:
             sent_bytes += outcome.serialized_key_size + outcome.serialized_value_size
             if sample():
                 self._log.info(
-                    "message.sent",
+                    events.MESSAGE_SENT,
                     topic=outcome.topic,
                     partition=outcome.partition,
                     offset=outcome.offset,
@@ -231,9 +203,10 @@ class ProducerService:
         if self._refused is not None:
             return True  # the loop ends; no client can fix that
         error, self._gave_up_on = self._gave_up_on, None
-        if error is not None and self._client is not None and _in_fatal_state(self._client):
+        client = self._client
+        if error is not None and client is not None and kafka_compat.in_fatal_state(client):
             self._log.error(
-                "producer.client_failed",
+                events.PRODUCER_CLIENT_FAILED,
                 error=error,
                 hint="kafka-python fails every later send after this error; client replaced",
             )
@@ -249,7 +222,7 @@ class ProducerService:
         if stall is None:
             return True
         self._log.error(
-            "producer.stalled",
+            events.PRODUCER_STALLED,
             unanswered=len(stall.seqs),
             waited_s=round(stall.waited_s, 1),
             first_seq=stall.seqs[0],
@@ -271,7 +244,7 @@ class ProducerService:
         error_type = type(exc).__name__
         metrics.SEND_ERRORS.labels(self._topic, error_type).inc()
         self._health.set_ready(False, f"last send failed: {error_type}")
-        self._log.warning("message.failed", topic=self._topic, seq=seq, error=str(exc))
+        self._log.warning(events.MESSAGE_FAILED, topic=self._topic, seq=seq, error=str(exc))
 
     def _close(self) -> None:
         """Flush what is in flight, then close; all inside Docker's stop grace period."""
@@ -281,11 +254,11 @@ class ProducerService:
         try:
             self._client.flush(timeout=FLUSH_TIMEOUT_S)
         except KafkaError as exc:
-            self._log.warning("producer.flush_failed", error=str(exc))
+            self._log.warning(events.PRODUCER_FLUSH_FAILED, error=str(exc))
         self._close_client(timeout=1.0)
         # Closing answered whatever the flush left: delivered, or failed.
         self._take_answers()
-        self._log.info("producer.closed", took_s=round(time.monotonic() - started, 3))
+        self._log.info(events.PRODUCER_CLOSED, took_s=round(time.monotonic() - started, 3))
 
     def _close_client(self, timeout: float) -> None:
         client = self._client
@@ -294,9 +267,4 @@ class ProducerService:
         try:
             client.close(timeout=timeout)
         except KafkaError:
-            # close() flushes first and gives up on a timeout before it stops
-            # the IO thread; stop it anyway, failing what it still holds.
-            sender: object = getattr(client, "_sender", None)
-            force_close = getattr(sender, "force_close", None)
-            if callable(force_close):
-                force_close()
+            kafka_compat.force_close(client)

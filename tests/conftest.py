@@ -19,7 +19,7 @@ from prometheus_client.metrics import MetricWrapperBase
 import consumer.metrics
 import localkafka
 import producer.metrics
-from common import api_versions, message, throttle
+from common import kafka_compat, message, throttle
 from common.config import ConsumerSettings, ProducerSettings, env_variables
 from common.histogram import BatchHistogram
 from harness import ServiceGroup, ServiceProcess, service_env, walkthrough_env
@@ -29,7 +29,7 @@ from tests import clients
 T = TypeVar("T")
 
 # The test's own clients reach the Event Hubs front as the services do.
-api_versions.install()
+kafka_compat.install()
 
 REPO = Path(__file__).resolve().parent.parent
 

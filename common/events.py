@@ -1,0 +1,187 @@
+"""Every log event the services write, defined once: its name, level and fields.
+
+Code logs ``events.MESSAGE_SENT``, never a string of its own, and
+``docs/logs.md``'s table is checked against :data:`CATALOGUE` by
+``tests/test_log_events.py``, as the settings and metrics tables are, so the
+two cannot drift. Names are ``noun.verb``; data goes in fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Level = Literal["debug", "info", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One kind of log line: what operators search for, and what it carries."""
+
+    name: str
+    level: Level
+    fields: tuple[str, ...]
+    #: What it means, for the docs.
+    says: str
+
+
+#: Every event, by name, in the order the docs list them.
+CATALOGUE: dict[str, Event] = {}
+
+
+def _event(name: str, level: Level, fields: str, says: str) -> str:
+    CATALOGUE[name] = Event(name, level, tuple(fields.split()), says)
+    return name
+
+
+# The life of a process.
+SERVICE_STARTED = _event(
+    "service.started",
+    "info",
+    "metrics_port topic bootstrap_servers security_protocol sasl_mechanism",
+    "settings resolved, metrics served; sasl_mechanism is null without SASL",
+)
+SERVICE_FAILED = _event(
+    "service.failed",
+    "error",
+    "reason error metrics_host metrics_port",
+    "the process ends with exit status 1 (2 for client settings kafka-python refuses); "
+    "reason is one of authentication_failed, authorization_failed, tls_verification_failed, "
+    "credential_unavailable, metrics_port_unavailable, unsupported_codec, "
+    "compression_refused, invalid_client_settings",
+)
+SERVICE_STOPPED = _event("service.stopped", "info", "signal", "stopped cleanly on a signal")
+TLS_VERIFICATION_DISABLED = _event(
+    "tls.verification_disabled",
+    "warning",
+    "setting",
+    "KAFKA_SSL_VERIFY=false: the broker's certificate is not checked",
+)
+
+# The broker and the connection.
+BROKER_UNAVAILABLE = _event(
+    "broker.unavailable",
+    "warning",
+    "client attempt retry_in_s error",
+    "no broker answered a new client; retried with backoff",
+)
+BROKER_THROTTLED = _event(
+    "broker.throttled",
+    "warning",
+    "throttle_max_ms throttle_avg_ms hint",
+    "at most once per 30 s while the broker throttles us, instead of kafka-python's "
+    "warning per throttled answer",
+)
+COORDINATOR_UNAVAILABLE = _event(
+    "coordinator.unavailable",
+    "warning",
+    "group_id reason error retry_in_s",
+    "the group coordinator cannot be reached while the bootstrap servers can; reason is "
+    "tls, refused, timed_out or other; at most once per 30 s",
+)
+API_VERSIONS_LOWERED = _event(
+    "connection.api_versions_lowered",
+    "info",
+    "refused_version next_version reason",
+    "the broker reset the connection on ApiVersions (Event Hubs did on v4 in 2025); "
+    "later connections ask one version lower",
+)
+LIBRARY_REPEATED = _event(
+    "log.repeated",
+    "warning",
+    "logger message repeated interval_s",
+    "a library line repeated within interval_s: written once, then this count of "
+    "the ones held back",
+)
+
+# The topic.
+TOPIC_READY = _event("topic.ready", "info", "topic partitions", "the producer's topic exists")
+TOPIC_UNAVAILABLE = _event(
+    "topic.unavailable",
+    "error",
+    "topic error retry_in_s",
+    "the topic does not exist (yet), or error says why it could not be checked; both "
+    "services keep checking",
+)
+
+# The producer.
+MESSAGE_SENT = _event(
+    "message.sent",
+    "info",
+    "topic partition offset seq producer",
+    "a send acknowledged; one in LOG_MESSAGE_EVERY",
+)
+MESSAGE_FAILED = _event(
+    "message.failed", "warning", "topic seq error producer", "a send that will not be delivered"
+)
+PRODUCER_CLIENT_FAILED = _event(
+    "producer.client_failed",
+    "error",
+    "error hint producer",
+    "a send was refused with an error after which kafka-python fails every later send "
+    "(PolicyViolation from a throttled Event Hubs, a record the broker refuses); the "
+    "client is replaced",
+)
+PRODUCER_STALLED = _event(
+    "producer.stalled",
+    "error",
+    "unanswered waited_s first_seq last_seq producer",
+    "sends the client left unanswered past its delivery timeout; they count as failed "
+    "and the client is replaced",
+)
+PRODUCER_FLUSH_FAILED = _event(
+    "producer.flush_failed", "warning", "error producer", "the final flush ran out of time"
+)
+PRODUCER_CLOSED = _event("producer.closed", "info", "took_s producer", "flushed and closed")
+
+# The consumer.
+PARTITIONS_ASSIGNED = _event(
+    "partitions.assigned",
+    "info",
+    "assigned assignment group_id",
+    "assigned (new) and assignment (all owned after the change), as {topic: [partitions]}",
+)
+PARTITIONS_REVOKED = _event(
+    "partitions.revoked",
+    "info",
+    "revoked assignment group_id",
+    "handed back in a rebalance, after committing what was processed",
+)
+PARTITIONS_LOST = _event(
+    "partitions.lost",
+    "warning",
+    "lost assignment group_id",
+    "evicted from the group: what was processed and not committed is delivered again",
+)
+MESSAGE_RECEIVED = _event(
+    "message.received",
+    "info",
+    "topic partition offset timestamp key headers kind size content seq producer group_id",
+    "a record, one in LOG_MESSAGE_EVERY: headers as [[name, value], ...], content its first "
+    "200 characters (base64:... for what is not text, null for a tombstone); seq and "
+    "producer for our envelope",
+)
+GROUP_PROTOCOL_MISMATCH = _event(
+    "group.protocol_mismatch",
+    "error",
+    "group_id assignors hint retry_in_s",
+    "the group's members list none of our assignors",
+)
+CONSUMER_POLL_FAILED = _event(
+    "consumer.poll_failed", "warning", "error retry_in_s group_id", "a poll failed; retried"
+)
+OFFSETS_COMMIT_FAILED = _event(
+    "offsets.commit_failed",
+    "warning",
+    "partitions error",
+    "a commit failed; its offsets go out with the next one",
+)
+BATCH_TRUNCATED = _event(
+    "batch.truncated",
+    "warning",
+    "processed returned took_s max_poll_interval_ms max_records group_id",
+    "a batch cut short to keep the group's poll interval; max_records is what later polls ask for",
+)
+CONSUMER_CLOSED = _event(
+    "consumer.closed", "info", "took_s group_id", "committed, left the group and closed"
+)

@@ -1,0 +1,229 @@
+"""Where kafka-python falls short of what the services need, worked around in one place.
+
+Every workaround here leans on kafka-python's private parts or on the text
+of its log messages, so each one is for the version it was reviewed against,
+:data:`REVIEWED_FOR`, which is also the version pyproject.toml pins.
+``tests/test_kafka_compat.py`` fails when the installed kafka-python is any
+other: upgrading it is a deliberate step, in which each function below is
+checked again, against its reason and its upstream reference, and dropped
+once kafka-python no longer needs it.
+
+:func:`install` puts the process-wide ones in place, once, at start; the
+others are called where the services meet the client.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kafka
+import structlog
+from kafka.errors import InconsistentGroupProtocolError, KafkaConnectionError
+from kafka.net.connection import KafkaConnection
+from kafka.protocol.broker_version_data import BrokerVersionData
+from kafka.protocol.metadata import ApiVersionsRequest
+
+from common import events
+
+#: The kafka-python version every workaround below was written and reviewed for.
+REVIEWED_FOR = "3.0.12"
+
+_lock = threading.Lock()
+_installed = False
+
+
+def install() -> None:
+    """Put the process-wide workarounds in place; calling it again does nothing."""
+    global _installed  # noqa: PLW0603  (one process, one set of patches)
+    with _lock:
+        if _installed:
+            return
+        _installed = True
+    lower_api_versions_after_a_reset()
+    logging.getLogger("kafka.net.selector").addFilter(drop_slow_task_warning)
+    logging.getLogger("kafka.net.connection").addFilter(drop_per_answer_throttle_warning)
+    logging.getLogger("kafka.coordinator").addFilter(drop_assignor_mismatch_line)
+
+
+def installed_version() -> str:
+    """The kafka-python this process runs."""
+    version: str = kafka.__version__
+    return version
+
+
+# --- ApiVersions ------------------------------------------------------------
+
+_ceiling: int | None = None
+_Method = Callable[..., Awaitable[Any]]
+
+
+def lower_api_versions_after_a_reset() -> None:
+    """After a connection is reset during ApiVersions, later ones ask one version lower.
+
+    For: kafka-python 3.0.12, which opens every connection with ApiVersions v4
+    and, after a reset, asks v4 again, for ever. Without it: kafka-python
+    never connects to an endpoint that resets v4, as Event Hubs did from April
+    to September 2025 (``KafkaTimeoutError: Unable to bootstrap``). Upstream:
+    dpkp/kafka-python#2602, fixed in 2.x by #2603 ("Always try
+    ApiVersionsRequest v0, even on broker disconnect") and lost in 3.x; also
+    franz-go#1022. How: wraps the private ``KafkaConnection._get_api_versions``;
+    each step down is logged once (``connection.api_versions_lowered``). A
+    broker that merely restarted costs at most a version nobody needs: v0 to
+    v3 return the same list of APIs.
+    """
+    original = KafkaConnection._get_api_versions
+    KafkaConnection._get_api_versions = _capping(original)
+
+
+def _lower(tried: int) -> None:
+    global _ceiling  # noqa: PLW0603  (one process-wide fact about the endpoint)
+    with _lock:
+        if tried == 0 or (_ceiling is not None and _ceiling < tried):
+            return
+        _ceiling = tried - 1
+    # Info, not a warning: the client adapted, and nothing is wrong with the settings.
+    structlog.get_logger().info(
+        events.API_VERSIONS_LOWERED,
+        refused_version=tried,
+        next_version=tried - 1,
+        reason="the broker closed the connection on ApiVersions",
+    )
+
+
+def _capped(known: BrokerVersionData, top: int) -> BrokerVersionData:
+    # A connection to a broker the client already knows takes its ApiVersions
+    # version from what that broker listed, not from _api_versions_idx.
+    versions = dict(known.api_versions or {})
+    low, high = versions.get(ApiVersionsRequest.API_KEY, (0, top))
+    versions[ApiVersionsRequest.API_KEY] = (low, min(high, top))
+    return BrokerVersionData(api_versions=versions)
+
+
+def _capping(original: _Method) -> _Method:
+    @functools.wraps(original)
+    async def get_api_versions(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if (top := _ceiling) is not None:
+            self._api_versions_idx = min(self._api_versions_idx, top)
+            if self.broker_version_data is not None:
+                self.broker_version_data = _capped(self.broker_version_data, top)
+        known = self.broker_version_data
+        tried = (
+            self._api_versions_idx
+            if known is None
+            else known.api_version(ApiVersionsRequest, max_version=self._api_versions_idx)
+        )
+        try:
+            return await original(self, *args, **kwargs)
+        except KafkaConnectionError:
+            _lower(tried)
+            raise
+
+    return get_api_versions
+
+
+# --- Topic auto-creation ------------------------------------------------------
+
+
+def honour_auto_creation_setting(client: object) -> None:
+    """Make a new client obey its own ``allow_auto_create_topics``.
+
+    For: kafka-python 3.0.12, whose network client builds the cluster
+    metadata without that setting, so every Metadata request asks the broker
+    to create a missing topic. Without it: Event Hubs creates an event hub
+    for any misspelt topic when the identity has Manage rights, as the
+    walkthrough's ``RootManageSharedAccessKey`` has. Upstream: none filed
+    that we found (dpkp/kafka-python#2083 is the setting's introduction).
+    How: copies the setting into the private ``_cluster`` (KafkaConsumer) or
+    ``_metadata`` (KafkaProducer) config. tests/test_missing_topic.py fails
+    if this stops working.
+    """
+    config = getattr(client, "config", None)
+    for name in ("_cluster", "_metadata"):  # KafkaConsumer, KafkaProducer
+        cluster_config = getattr(getattr(client, name, None), "config", None)
+        if isinstance(config, dict) and isinstance(cluster_config, dict):
+            cluster_config["allow_auto_create_topics"] = config["allow_auto_create_topics"]
+
+
+# --- The idempotent producer ----------------------------------------------------
+
+
+def in_fatal_state(producer: object) -> bool:
+    """Whether a producer's idempotence has given up for good, failing every later send.
+
+    For: kafka-python 3.0.12, which takes any non-retriable error on a batch
+    (PolicyViolation from a throttled Event Hubs, a record the broker
+    refuses) as fatal for an idempotent producer without transactions,
+    against its own comment that it "just fails the batch"; the Java client
+    bumps the producer epoch instead. Without it: after one such error every
+    later send fails at once, for as long as the process runs. Upstream: none
+    filed that we found. How: reads the private ``_transaction_manager``;
+    the service then replaces the client (``producer.client_failed``).
+    """
+    manager = getattr(producer, "_transaction_manager", None)
+    has_fatal_error = getattr(manager, "has_fatal_error", None)
+    return bool(callable(has_fatal_error) and has_fatal_error())
+
+
+def force_close(producer: object) -> None:
+    """Stop a producer's IO thread after ``close()`` gave up, failing what it still holds.
+
+    For: kafka-python 3.0.12, whose ``close(timeout)`` flushes first and,
+    on a timeout, raises before it stops the IO thread. Without it: the old
+    client's thread goes on retrying beside its replacement, and its
+    unanswered sends are never answered. Upstream: none filed that we found.
+    How: calls the private ``_sender.force_close``.
+    """
+    sender: object = getattr(producer, "_sender", None)
+    stop = getattr(sender, "force_close", None)
+    if callable(stop):
+        stop()
+
+
+# --- Log lines kafka-python writes and we say better, or not at all ---------------
+
+#: kafka-python's per-answer warning while throttled; common/throttle.py says it once.
+_THROTTLED = "throttled by broker"
+
+
+def drop_slow_task_warning(record: logging.LogRecord) -> bool:
+    """False for kafka-python's "Task ... ran for ... threshold" warning.
+
+    For: kafka-python 3.0.12's IO loop, which warns when one of its steps
+    takes over 0.1 s of wall time. At full speed our loops hold the GIL for
+    Python's whole switch interval (5 ms) at a time, so a step needing the
+    GIL a few dozen times passes that threshold while waiting, not spinning.
+    Without it: a warning every few seconds that asks for nothing to be done.
+    Upstream: none; the threshold is kafka-python's design. How: matches the
+    message text; tests/test_kafka_compat.py makes kafka-python raise the real
+    warning and fails if the text changes.
+    """
+    message = str(record.msg)
+    return not (message.startswith("Task ") and "threshold). It is blocking" in message)
+
+
+def drop_per_answer_throttle_warning(record: logging.LogRecord) -> bool:
+    """False for kafka-python's warning per throttled answer.
+
+    For: kafka-python 3.0.12, which warns on every answer with a
+    ``throttle_time_ms``: hundreds a minute under sustained throttling.
+    ``common/throttle.py`` exports the figure and logs ``broker.throttled``
+    once per interval instead. Upstream: none. How: matches the message text.
+    """
+    return _THROTTLED not in str(record.msg)
+
+
+def drop_assignor_mismatch_line(record: logging.LogRecord) -> bool:
+    """False for kafka-python's own line about a group's mismatched assignors.
+
+    For: kafka-python 3.0.12, which logs the bare error name; the consumer's
+    ``group.protocol_mismatch`` names the setting that fixes it. Without it:
+    two lines for one problem. Upstream: none. How: matches the record's
+    arguments, and only strings (some of them cannot be compared with one).
+    """
+    args = record.args if isinstance(record.args, tuple) else ()
+    name = InconsistentGroupProtocolError.__name__
+    return not any(isinstance(arg, str) and arg == name for arg in args)
