@@ -19,6 +19,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@worse=$$($(BIN)/radon cc --min D --show-complexity common producer consumer localkafka harness bench demo); \
+	  if [ -n "$$worse" ]; then echo "$$worse"; echo "make lint: functions graded worse than radon C" >&2; exit 1; fi
 
 typecheck: install
 	$(BIN)/mypy

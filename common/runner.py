@@ -20,11 +20,8 @@ from common.config import (
     ConfigError,
     ConsumerPlan,
     EventHubsEntra,
-    EventHubsKey,
     KafkaSettings,
     ProducerPlan,
-    Sasl,
-    Tls,
     argument_parser,
     load,
     parse_overrides,
@@ -75,7 +72,7 @@ def main(
     )
     log = structlog.get_logger()
     kafka_compat.install()
-    if not _verifies_tls(plan):
+    if not security.verifies_tls:
         log.warning(events.TLS_VERIFICATION_DISABLED, setting="KAFKA_SSL_VERIFY=false")
 
     _freeze_setup()
@@ -130,14 +127,3 @@ def _freeze_setup() -> None:
     """
     gc.collect()
     gc.freeze()
-
-
-def _verifies_tls(plan: ProducerPlan | ConsumerPlan) -> bool:
-    security = plan.connection.security
-    match security:
-        case EventHubsKey(tls=tls) | EventHubsEntra(tls=tls) | Sasl(tls=Tls() as tls):
-            return tls.verify
-        case Tls(verify=verify):
-            return verify
-        case _:
-            return True

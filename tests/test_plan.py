@@ -490,7 +490,10 @@ def test_eventhubs_commits_at_most_4_times_a_second_per_partition(environ: Envir
     )
     assert kafka.commit_interval_ms == 100
     eventhubs = consumer(
-        environ, EVENTHUBS_CONNECTION_STRING=CONNECTION_STRING, KAFKA_BOOTSTRAP_SERVERS=""
+        environ,
+        EVENTHUBS_CONNECTION_STRING=CONNECTION_STRING,
+        KAFKA_BOOTSTRAP_SERVERS="",
+        KAFKA_TOPIC="orders",  # the key's EntityPath: a key for one event hub opens no other
     )
     assert eventhubs.commit_interval_ms == 250
     slower = consumer(environ, KAFKA_COMMIT_INTERVAL_MS="1000")
@@ -509,3 +512,16 @@ def test_sasl_with_an_empty_password_is_still_sasl(environ: Environ) -> None:
 
     assert isinstance(plan.connection.security, Sasl)
     assert plan.kafka["security_protocol"] == "SASL_PLAINTEXT"
+
+
+def test_a_topic_other_than_the_keys_entity_path_is_refused(environ: Environ) -> None:
+    """A policy of one event hub (EntityPath=orders) cannot open another: say so at start."""
+    environ(EVENTHUBS_CONNECTION_STRING=CONNECTION_STRING, EVENTHUBS_TOPIC="payments")
+    with pytest.raises(ConfigError, match="EntityPath=orders") as error:
+        resolve(load(ProducerSettings))
+    assert KEY not in str(error.value)
+
+
+def test_the_keys_entity_path_named_again_as_the_topic_is_fine(environ: Environ) -> None:
+    environ(EVENTHUBS_CONNECTION_STRING=CONNECTION_STRING, EVENTHUBS_TOPIC="orders")
+    assert resolve(load(ProducerSettings)).topic == "orders"

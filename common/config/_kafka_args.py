@@ -9,27 +9,38 @@ from __future__ import annotations
 import ssl
 from typing import Literal, Required, TypedDict
 
+#: The one spelling of each, for the settings, the security variants and the client.
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
 
-class ClientArgs(TypedDict, total=False):
-    """What every client of ours sets."""
+class SecurityArgs(TypedDict, total=False):
+    """What a security variant gives the client (``Security.client_args``)."""
 
-    bootstrap_servers: Required[list[str]]
-    client_id: Required[str]
     security_protocol: Required[SecurityProtocol]
-    bootstrap_timeout_ms: Required[int]
-    reconnect_backoff_max_ms: Required[int]
-    request_timeout_ms: Required[int]
-    allow_auto_create_topics: Required[bool]
     ssl_context: ssl.SSLContext
-    sasl_mechanism: str
+    sasl_mechanism: SaslMechanism
     sasl_plain_username: str
     sasl_plain_password: str
     #: A kafka.net.sasl.oauth.AbstractTokenProvider (common.entra.EntraTokens).
     sasl_oauth_token_provider: object
+
+
+class ConnectionArgs(TypedDict, total=False):
+    """Where the broker is and how the client keeps its connections (``_client_args``)."""
+
+    bootstrap_servers: Required[list[str]]
+    client_id: Required[str]
+    bootstrap_timeout_ms: Required[int]
+    reconnect_backoff_max_ms: Required[int]
+    request_timeout_ms: Required[int]
+    allow_auto_create_topics: Required[bool]
     metadata_max_age_ms: int
     connections_max_idle_ms: int
+
+
+class ClientArgs(SecurityArgs, ConnectionArgs, total=False):
+    """What every client of ours sets."""
 
 
 class ProducerArgs(ClientArgs, total=False):

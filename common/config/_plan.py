@@ -9,7 +9,6 @@ other code decides what the Kafka client is given.
 
 from __future__ import annotations
 
-import re
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -25,7 +24,13 @@ from pydantic_settings import BaseSettings
 from common import eventhubs
 from common.config._env import label
 from common.config._errors import ConfigError
-from common.config._kafka_args import ClientArgs, ConsumerArgs, ProducerArgs
+from common.config._kafka_args import (
+    ClientArgs,
+    ConnectionArgs,
+    ConsumerArgs,
+    ProducerArgs,
+    SaslMechanism,
+)
 from common.config._security import (
     EventHubsEntra,
     EventHubsKey,
@@ -169,7 +174,15 @@ def _connection(settings: KafkaSettings, problems: _Problems) -> tuple[Connectio
     servers = settings.bootstrap_servers or (
         f"{namespace}:{eventhubs.KAFKA_PORT}" if namespace is not None else None
     )
-    topic = settings.topic or (parsed.entity_path if parsed else None)
+    entity_path = parsed.entity_path if parsed else None
+    topic = settings.topic or entity_path
+    if entity_path is not None and topic is not None and topic != entity_path:
+        # A key with EntityPath= is a policy of that one event hub: it opens no other.
+        problems.add(
+            f"{label(type(settings), 'topic')}={topic} is not the event hub the connection "
+            f"string's key is for (EntityPath={entity_path}): use a namespace-level "
+            "connection string, or unset the topic"
+        )
     if servers is None:
         problems.missing("bootstrap_servers")
     if topic is None:
@@ -204,24 +217,14 @@ def _security(
     namespace: str | None,
     problems: _Problems,
 ) -> Security:
-    protocol = settings.security_protocol
-    explicit = settings.model_fields_set
     if connection_string is not None:
-        if "security_protocol" in explicit and protocol != "SASL_SSL":
-            problems.add(
-                f"KAFKA_SECURITY_PROTOCOL={protocol} cannot reach Event Hubs, "
-                "which needs SASL_SSL; unset it"
-            )
-        if "sasl_mechanism" in explicit and settings.sasl_mechanism != "PLAIN":
-            problems.add(
-                f"KAFKA_SASL_MECHANISM={settings.sasl_mechanism} is not what Event Hubs takes "
-                "with a connection string; unset it or use PLAIN"
-            )
-        if "sasl_username" in explicit or "sasl_password" in explicit:
-            problems.add(
-                "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD and EVENTHUBS_CONNECTION_STRING "
-                "are both set; set only one"
-            )
+        _refuse_contradictions(
+            settings,
+            problems,
+            mechanism="PLAIN",
+            how="with a connection string (EVENTHUBS_CONNECTION_STRING)",
+            remedy="set only one",
+        )
         if settings.eventhubs_namespace is not None:
             problems.add(
                 "EVENTHUBS_NAMESPACE (sign in with Entra ID) and EVENTHUBS_CONNECTION_STRING "
@@ -230,19 +233,50 @@ def _security(
         return EventHubsKey(connection_string, _tls(settings, problems))
     if _signs_in_with_entra(settings, namespace):
         return _entra(settings, namespace, problems)
+    protocol = settings.security_protocol
     tls = _tls(settings, problems) if protocol.endswith("SSL") else None
     if protocol.startswith("SASL_"):
-        if not settings.sasl_username:
-            problems.add(f"KAFKA_SASL_USERNAME is missing ({protocol})")
-        if settings.sasl_password is None:
-            problems.add(f"KAFKA_SASL_PASSWORD is missing ({protocol})")
-        mechanism, password = settings.sasl_mechanism, settings.sasl_password
-        # OAUTHBEARER went to _entra above; the check tells mypy so.
-        if settings.sasl_username and password is not None and mechanism != "OAUTHBEARER":
-            return Sasl(mechanism, settings.sasl_username, password, tls)
-    if tls is not None:
-        return tls
-    return Plaintext()
+        return _sasl(settings, tls, problems)
+    return Plaintext() if tls is None else tls
+
+
+def _refuse_contradictions(
+    settings: KafkaSettings,
+    problems: _Problems,
+    *,
+    mechanism: SaslMechanism,
+    how: str,
+    remedy: str,
+) -> None:
+    """What explicit settings say against signing in to Event Hubs *how*: SASL_SSL, *mechanism*."""
+    explicit = settings.model_fields_set
+    if "security_protocol" in explicit and settings.security_protocol != "SASL_SSL":
+        problems.add(
+            f"KAFKA_SECURITY_PROTOCOL={settings.security_protocol} cannot reach Event Hubs "
+            f"{how}, which needs SASL_SSL; unset it"
+        )
+    if "sasl_mechanism" in explicit and settings.sasl_mechanism != mechanism:
+        problems.add(
+            f"KAFKA_SASL_MECHANISM={settings.sasl_mechanism} is not what Event Hubs takes "
+            f"{how}, which uses {mechanism}; unset it"
+        )
+    if "sasl_username" in explicit or "sasl_password" in explicit:
+        problems.add(f"KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD are not used {how}; {remedy}")
+
+
+def _sasl(settings: KafkaSettings, tls: Tls | None, problems: _Problems) -> Security:
+    protocol, username, password = (
+        settings.security_protocol,
+        settings.sasl_username,
+        settings.sasl_password,
+    )
+    if not username:
+        problems.add(f"KAFKA_SASL_USERNAME is missing ({protocol})")
+    if password is None:
+        problems.add(f"KAFKA_SASL_PASSWORD is missing ({protocol})")
+    if not username or password is None:
+        return Plaintext() if tls is None else tls  # a problem raised by resolve
+    return Sasl(settings.sasl_mechanism, username, password, tls)
 
 
 def _signs_in_with_entra(settings: KafkaSettings, namespace: str | None) -> bool:
@@ -254,22 +288,13 @@ def _signs_in_with_entra(settings: KafkaSettings, namespace: str | None) -> bool
 
 
 def _entra(settings: KafkaSettings, namespace: str | None, problems: _Problems) -> Security:
-    explicit = settings.model_fields_set
-    if "security_protocol" in explicit and settings.security_protocol != "SASL_SSL":
-        problems.add(
-            f"KAFKA_SECURITY_PROTOCOL={settings.security_protocol} cannot sign in with "
-            "Microsoft Entra ID, which needs SASL_SSL; unset it"
-        )
-    if "sasl_mechanism" in explicit and settings.sasl_mechanism != "OAUTHBEARER":
-        problems.add(
-            f"KAFKA_SASL_MECHANISM={settings.sasl_mechanism} cannot sign in with Microsoft "
-            "Entra ID (EVENTHUBS_NAMESPACE), which uses OAUTHBEARER; unset it"
-        )
-    if "sasl_username" in explicit or "sasl_password" in explicit:
-        problems.add(
-            "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD are not used with Microsoft Entra ID "
-            "(EVENTHUBS_NAMESPACE or OAUTHBEARER); unset them"
-        )
+    _refuse_contradictions(
+        settings,
+        problems,
+        mechanism="OAUTHBEARER",
+        how="with Microsoft Entra ID (EVENTHUBS_NAMESPACE or OAUTHBEARER)",
+        remedy="unset them",
+    )
     if namespace is None:
         problems.add(
             "KAFKA_SASL_MECHANISM=OAUTHBEARER needs EVENTHUBS_NAMESPACE: the Event Hubs "
@@ -290,19 +315,7 @@ def _tls(settings: KafkaSettings, problems: _Problems) -> Tls:
 
 def _secrets(security: Security) -> tuple[str, ...]:
     """Every secret value, longest first, for the log redactor."""
-    match security:
-        case EventHubsKey(connection_string=parsed):
-            found = [parsed.raw]
-        case Sasl(password=password):
-            found = [password.get_secret_value()]
-        case _:
-            found = []
-    # The key alone can leak too, e.g. inside an error that quotes part of the string.
-    for text in list(found):
-        key = re.search(r"SharedAccessKey=([^;]+)", text, flags=re.IGNORECASE)
-        if key:
-            found.append(key.group(1).strip())
-    return tuple(sorted({s for s in found if len(s) >= 4}, key=len, reverse=True))
+    return tuple(sorted({s for s in security.secrets() if len(s) >= 4}, key=len, reverse=True))
 
 
 def _request_timeout_ms(requested: int | None, connection: Connection) -> int:
@@ -312,11 +325,9 @@ def _request_timeout_ms(requested: int | None, connection: Connection) -> int:
 
 
 def _client_args(connection: Connection, request_timeout_ms: int) -> ClientArgs:
-    security = connection.security
-    args: ClientArgs = {
+    args: ConnectionArgs = {
         "bootstrap_servers": list(connection.bootstrap_servers),
         "client_id": connection.client_id,
-        "security_protocol": security.security_protocol,
         "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
         "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
         "request_timeout_ms": request_timeout_ms,
@@ -324,23 +335,11 @@ def _client_args(connection: Connection, request_timeout_ms: int) -> ClientArgs:
         # event hub on request for an identity with Manage rights.
         "allow_auto_create_topics": False,
     }
-    sasl = security.sasl if isinstance(security, EventHubsKey) else security
-    tls = sasl.tls if isinstance(sasl, Sasl) else security if isinstance(security, Tls) else None
-    if isinstance(sasl, Sasl):
-        args["sasl_mechanism"] = sasl.mechanism
-        args["sasl_plain_username"] = sasl.username
-        args["sasl_plain_password"] = sasl.password.get_secret_value()
-    if isinstance(security, EventHubsEntra):
-        args["sasl_mechanism"] = "OAUTHBEARER"
-        args["sasl_oauth_token_provider"] = security.tokens
-        tls = security.tls
-    if tls is not None:
-        args["ssl_context"] = tls.context
     if connection.eventhubs:
         # Azure drops connections idle for 240 s: close and refresh before it does.
         args["metadata_max_age_ms"] = eventhubs.METADATA_MAX_AGE_MS
         args["connections_max_idle_ms"] = eventhubs.CONNECTIONS_MAX_IDLE_MS
-    return args
+    return {**connection.security.client_args(), **args}
 
 
 def _producer_args(

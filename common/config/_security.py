@@ -1,11 +1,14 @@
 """How a client proves who it is and whom it talks to: one value, resolved once.
 
-Each variant knows its ``security_protocol``; ``resolve`` turns settings into
-one of them, and the client arguments are read off it.
+Each variant owns what follows from it: the kafka-python arguments it needs
+(``client_args``), the secret values the log redactor must hide
+(``secrets``), and whether the broker's certificate is checked
+(``verifies_tls``). ``resolve`` picks the variant; nothing else unwraps it.
 """
 
 from __future__ import annotations
 
+import re
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +17,8 @@ from typing import Literal
 from pydantic import SecretStr
 
 from common import eventhubs
+from common.config._kafka_args import SaslMechanism, SecurityArgs
 from common.entra import EntraTokens
-
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,14 @@ class Plaintext:
     """No TLS, no authentication: a local or private broker."""
 
     security_protocol: Literal["PLAINTEXT"] = "PLAINTEXT"
+    #: Nothing to verify; no warning is due.
+    verifies_tls = True
+
+    def client_args(self) -> SecurityArgs:
+        return {"security_protocol": self.security_protocol}
+
+    def secrets(self) -> tuple[str, ...]:
+        return ()
 
 
 @dataclass(frozen=True)
@@ -35,10 +45,20 @@ class Tls:
     verify: bool
     security_protocol: Literal["SSL"] = "SSL"
 
+    @property
+    def verifies_tls(self) -> bool:
+        return self.verify
+
+    def client_args(self) -> SecurityArgs:
+        return {"security_protocol": self.security_protocol, "ssl_context": self.context}
+
+    def secrets(self) -> tuple[str, ...]:
+        return ()
+
 
 @dataclass(frozen=True)
 class Sasl:
-    """SASL PLAIN or SCRAM, over TLS when *tls* is set."""
+    """SASL PLAIN or SCRAM, over TLS when *tls* is set; never OAUTHBEARER (that is Entra ID)."""
 
     mechanism: SaslMechanism
     username: str
@@ -48,6 +68,24 @@ class Sasl:
     @property
     def security_protocol(self) -> Literal["SASL_PLAINTEXT", "SASL_SSL"]:
         return "SASL_PLAINTEXT" if self.tls is None else "SASL_SSL"
+
+    @property
+    def verifies_tls(self) -> bool:
+        return self.tls is None or self.tls.verify
+
+    def client_args(self) -> SecurityArgs:
+        args: SecurityArgs = {
+            "security_protocol": self.security_protocol,
+            "sasl_mechanism": self.mechanism,
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.password.get_secret_value(),
+        }
+        if self.tls is not None:
+            args["ssl_context"] = self.tls.context
+        return args
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.password.get_secret_value(),)
 
 
 @dataclass(frozen=True)
@@ -59,6 +97,10 @@ class EventHubsKey:
     security_protocol: Literal["SASL_SSL"] = "SASL_SSL"
 
     @property
+    def verifies_tls(self) -> bool:
+        return self.tls.verify
+
+    @property
     def sasl(self) -> Sasl:
         return Sasl(
             mechanism="PLAIN",
@@ -66,6 +108,15 @@ class EventHubsKey:
             password=SecretStr(self.connection_string.raw),
             tls=self.tls,
         )
+
+    def client_args(self) -> SecurityArgs:
+        return self.sasl.client_args()
+
+    def secrets(self) -> tuple[str, ...]:
+        raw = self.connection_string.raw
+        # The key alone can leak too, e.g. inside an error that quotes part of the string.
+        key = re.search(r"SharedAccessKey=([^;]+)", raw, flags=re.IGNORECASE)
+        return (raw, key.group(1).strip()) if key else (raw,)
 
 
 @dataclass(frozen=True)
@@ -75,12 +126,28 @@ class EventHubsEntra:
     No key anywhere: the identity the service runs as (managed identity,
     workload identity, a developer's Azure CLI) needs the role Azure Event
     Hubs Data Sender (producer) or Data Receiver (consumer) on the namespace.
+    Its tokens are hidden by a pattern, not a list: they change every hour.
     """
 
     namespace: str
     tls: Tls
     tokens: EntraTokens = field(compare=False)
     security_protocol: Literal["SASL_SSL"] = "SASL_SSL"
+
+    @property
+    def verifies_tls(self) -> bool:
+        return self.tls.verify
+
+    def client_args(self) -> SecurityArgs:
+        return {
+            "security_protocol": self.security_protocol,
+            "sasl_mechanism": "OAUTHBEARER",
+            "sasl_oauth_token_provider": self.tokens,
+            "ssl_context": self.tls.context,
+        }
+
+    def secrets(self) -> tuple[str, ...]:
+        return ()
 
 
 Security = Plaintext | Tls | Sasl | EventHubsKey | EventHubsEntra

@@ -17,9 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from common import eventhubs
 from common.config._env import env
+from common.config._kafka_args import SaslMechanism, SecurityProtocol
 
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 AssignmentStrategy = Literal["sticky", "cooperative-sticky", "range", "roundrobin"]
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 Tier = Literal["standard", "premium", "dedicated"]
