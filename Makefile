@@ -73,7 +73,7 @@ pytest: install jars promtool kcat sarama
 # docker-compose.yml for real, on a Docker engine: the running one, or (as root
 # on Debian) Debian's docker.io started for the run, with its data in
 # build/docker; images no registry serves are stood in for by local builds
-# (tests/compose/standins). About 5 minutes; see README, "Test".
+# (tests/compose/standins). About 5 minutes; see docs/testing.md.
 compose-test: install jars
 	$(BIN)/pytest -m compose tests/compose
 
@@ -82,10 +82,10 @@ demo: install jars
 	$(BIN)/python -m demo
 
 # Figures, not tests: about 15 minutes on one broker of its own; writes
-# bench/results/latest.json and the tables of README.md's Performance section.
+# bench/results/latest.json and the tables of docs/performance.md.
 # One case: .venv/bin/python -m bench hotpath --rounds 3
 bench: install jars
-	$(BIN)/python -m bench --readme README.md
+	$(BIN)/python -m bench --readme docs/performance.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache *.egg-info

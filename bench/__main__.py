@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--readme",
         type=Path,
-        help="also put the tables into this README, between its bench:tables markers",
+        help="also put the tables into this page (docs/performance.md), between its markers",
     )
     args = parser.parse_args(argv)
     known = CASES | EXTRA_CASES

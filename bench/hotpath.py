@@ -65,7 +65,7 @@ def _consumer_steps(values: list[bytes | None]) -> dict[str, float]:
     """Microseconds per message of each step of the consumer's loop, alone, on *values*.
 
     The steps of ``ConsumerService._process_batch`` as it does them, so the
-    README can say where a consumed message's time goes.
+    docs/performance.md can say where a consumed message's time goes.
     """
     count = len(values)
     envelopes = [message.envelope_of(v) for v in values]

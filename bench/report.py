@@ -140,7 +140,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-#: Where the README's Performance section holds the tables of the latest run.
+#: Where docs/performance.md holds the tables of the latest run.
 README_MARKERS = ("<!-- bench:tables -->", "<!-- /bench:tables -->")
 
 
@@ -150,12 +150,12 @@ def with_tables(readme: str, tables: str) -> str:
     before, found, rest = readme.partition(start)
     _, found_end, after = rest.partition(end)
     if not (found and found_end):
-        raise ValueError(f"the README has no {start} ... {end} section")
+        raise ValueError(f"the page has no {start} ... {end} section")
     return f"{before}{start}\n{tables}\n{end}{after}"
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The README's Performance tables for whichever cases *results* holds."""
+    """The performance page's tables for whichever cases *results* holds."""
     cases = results["cases"]
     m = results["machine"]
     out: list[str] = [

@@ -117,7 +117,7 @@ class EntraTokens(AbstractTokenProvider):  # type: ignore[misc]
         try:
             fresh = self._credential.get_token(self.scope)
         except ClientAuthenticationError as exc:
-            raise ServiceFailed("credential_unavailable", _first_lines(exc)) from None
+            raise ServiceFailed("credential_unavailable", _in_one_line(exc)) from None
         with self._lock:
             self._current = fresh
         self.on_token(fresh.token)
@@ -140,7 +140,11 @@ class EntraTokens(AbstractTokenProvider):  # type: ignore[misc]
                 self._stop.wait(RETRY_S)
 
 
-def _first_lines(exc: BaseException, lines: int = 4) -> str:
-    """azure-identity's message names each credential it tried and why it failed."""
-    text = " ".join(line.strip() for line in str(exc).splitlines()[:lines] if line.strip())
+def _in_one_line(exc: BaseException) -> str:
+    """azure-identity's message, every line of it: each credential it tried, and why it failed.
+
+    The first lines name only the first credentials of the chain; the one
+    that mattered (a managed identity endpoint that refused, say) comes later.
+    """
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     return f"no token from Microsoft Entra ID: {text}"

@@ -72,13 +72,6 @@ BROKER_THROTTLED = _event(
     "at most once per 30 s while the broker throttles us, instead of kafka-python's "
     "warning per throttled answer",
 )
-COORDINATOR_UNAVAILABLE = _event(
-    "coordinator.unavailable",
-    "warning",
-    "group_id reason error retry_in_s",
-    "the group coordinator cannot be reached while the bootstrap servers can; reason is "
-    "tls, refused, timed_out or other; at most once per 30 s",
-)
 API_VERSIONS_LOWERED = _event(
     "connection.api_versions_lowered",
     "info",
@@ -90,8 +83,8 @@ LIBRARY_REPEATED = _event(
     "log.repeated",
     "warning",
     "logger message repeated interval_s",
-    "a library line repeated within interval_s: written once, then this count of "
-    "the ones held back",
+    "a library's line (kafka-python, azure-identity) written again and again: it shows "
+    "at most once per interval_s, and this line counts the ones held back",
 )
 
 # The topic.

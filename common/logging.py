@@ -4,6 +4,11 @@ Our own events go through structlog's fast native path; kafka-python's stdlib
 records are rendered by the same processors, so every line has the same shape
 (``timestamp``, ``level``, ``service``, ``instance``, ``event``). Known secrets
 are replaced in every value before anything is written.
+
+The libraries under us speak from WARNING (everything at ``LOG_LEVEL=DEBUG``),
+and a line of theirs that repeats, such as kafka-python's "Marking the
+coordinator dead" hundreds of times a second while a coordinator cannot be
+reached, is written once per interval with a count of the ones held back.
 """
 
 from __future__ import annotations
@@ -12,13 +17,21 @@ import logging
 import re
 import socket
 import sys
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from common import events
+
 REDACTED = "[REDACTED]"
+#: How often one library line may show; the rest are counted.
+REPEAT_INTERVAL_S = 10.0
+#: The libraries whose INFO lines narrate every connection or token request.
+_LIBRARIES = ("kafka", "azure")
 
 
 class Redactor:
@@ -92,6 +105,47 @@ def _library_errors_in_one_line(_logger: WrappedLogger, _name: str, event: Event
     return event
 
 
+class RepeatLimiter(logging.Filter):
+    """Lets each line of a library through at most once per interval, counting the rest.
+
+    A line is its logger and its message template, whatever its arguments:
+    "Marking the coordinator dead (node %s) ..." is one line for every node.
+    The count of those held back is logged (``log.repeated``) when the line
+    next shows, an interval later.
+    """
+
+    def __init__(
+        self,
+        interval_s: float = REPEAT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._interval_s = interval_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        #: Per line: when it last showed, and how many were held back since.
+        self._lines: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = self._clock()
+        with self._lock:
+            shown_at, held = self._lines.get(key, (now - self._interval_s, 0))
+            if now - shown_at < self._interval_s:
+                self._lines[key] = (shown_at, held + 1)
+                return False
+            self._lines[key] = (now, 0)
+        if held:
+            structlog.get_logger().warning(
+                events.LIBRARY_REPEATED,
+                logger=record.name,
+                message=key[1],
+                repeated=held,
+                interval_s=self._interval_s,
+            )
+        return True
+
+
 def configure(
     service: str,
     level: str = "INFO",
@@ -123,6 +177,7 @@ def configure(
     )
 
     handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(RepeatLimiter())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
@@ -136,8 +191,10 @@ def configure(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
-    # kafka-python narrates every connection at INFO; operators want its warnings.
-    logging.getLogger("kafka").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    # kafka-python narrates every connection at INFO, and azure-core every token
+    # request, over several lines: operators want their warnings.
+    for library in _LIBRARIES:
+        logging.getLogger(library).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
 
 
 class Sampler:

@@ -121,9 +121,8 @@ def _freeze_setup() -> None:
 
     At full speed thousands of sends are in flight, each a few objects that
     live for milliseconds; they pushed the collector into a full collection
-    every 0.7 s or so, each scanning every object the imports had made. In an
-    11 s run of the producer at 1 KiB, collecting took 1.26 s, 0.78 s of it in
-    full collections; with the setup frozen, 0.41 to 0.49 s in all.
+    every second or so, each scanning every object the imports had made;
+    frozen, they are never scanned (figures: CHANGELOG.md, issue 17).
     """
     gc.collect()
     gc.freeze()

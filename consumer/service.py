@@ -232,9 +232,9 @@ class ConsumerService:
     def _commit_processed(self) -> None:
         """Commit what was processed, at most once per KAFKA_COMMIT_INTERVAL_MS.
 
-        A commit costs kafka-python 0.7 to 1 ms of CPU (``python -m bench
-        hotpath``): after every poll that was one per 500 messages at full
-        speed, and one per message or two at low rates. Rebalances and stops
+        A commit costs kafka-python about a millisecond of CPU (``python -m
+        bench hotpath`` measures it): after every poll that was one per 500
+        messages at full speed, and one per message or two at low rates. Rebalances and stops
         do not wait for this: they commit at once.
         """
         now = time.monotonic()

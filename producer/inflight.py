@@ -4,9 +4,8 @@ Each send's future is kept, in the order sent, and the loop reads the
 answers off the oldest ones that are done. No callback per message: a
 callback ran on kafka-python's IO thread, which every send waits on, and
 with the partial bound for it and the queue handing answers over it cost
-the producer about a sixth of its rate at full speed (in-process, 100 B
-messages, one broker: 23,600-25,600/s with callbacks, 25,700-30,700/s
-without). Answers come in send order: one partition's slow batch holds
+the producer a sixth of its rate at full speed (CHANGELOG.md, issue 17).
+Answers come in send order: one partition's slow batch holds
 back the answers sent after it, and they count against the bound, until
 it is answered or given up on.
 """

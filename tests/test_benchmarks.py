@@ -3,7 +3,7 @@
 The figures themselves are never judged here: benchmarks report, they do not
 fail CI for being slow. A smoke run at a twentieth of the real length checks
 that the harness still starts its broker, drives all three contenders and
-writes the JSON the README's tables come from, every contender included.
+writes the JSON docs/performance.md's tables come from, every contender included.
 """
 
 from __future__ import annotations
@@ -141,16 +141,16 @@ def test_bench_smoke_run_writes_every_case(tmp_path: Path) -> None:
     for figure in ("encode_100B_us", "encode_1024B_us", "decode_us", "consumer_batch_us"):
         assert hotpath[figure]["median"] > 0
     assert hotpath["commit_cpu_ms"]["n"] == 1
-    # The tables the README's Performance section shows.
+    # The tables docs/performance.md shows.
     assert "| **ours** |" in run.stdout
     assert "Where a consumed message's time goes" in run.stdout
     assert "End-to-end latency" in run.stdout
 
 
-def test_readme_shows_the_figures_of_the_latest_run() -> None:
+def test_the_performance_page_shows_the_figures_of_the_latest_run() -> None:
     results = json.loads((REPO / "bench" / "results" / "latest.json").read_text())
-    readme = (REPO / "README.md").read_text()
-    assert report.with_tables(readme, report.markdown(results)) == readme
+    page = (REPO / "docs" / "performance.md").read_text()
+    assert report.with_tables(page, report.markdown(results)) == page
 
 
 def test_tables_replace_what_stood_between_the_markers() -> None:
