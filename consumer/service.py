@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 from kafka.errors import InconsistentGroupProtocolError, KafkaError, UnsupportedCodecError
@@ -41,9 +41,17 @@ class ConsumerService:
     """A member of the consumer group that logs, counts and commits each message."""
 
     def __init__(
-        self, plan: ConsumerPlan, client: ConsumerClient, health: Health, shutdown: Shutdown
+        self,
+        plan: ConsumerPlan,
+        client: ConsumerClient,
+        health: Health,
+        shutdown: Shutdown,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         settings = plan.settings
+        #: Every duration and deadline of the loop; a test moves it by hand.
+        self._clock = clock
         self._settings = settings
         self._topic = plan.topic
         self._group_id = plan.group_id
@@ -116,7 +124,7 @@ class ConsumerService:
             self._process_batch(batch)
         self._commit_processed()
         self._throttle.check()
-        if time.monotonic() >= self._lag_due:
+        if self._clock() >= self._lag_due:
             self._update_lag()
 
     def _poll_failed(self, exc: KafkaError) -> None:
@@ -147,7 +155,7 @@ class ConsumerService:
         error = None
         try:
             known = bool(self._client.assignment()) or bool(
-                time.monotonic() >= self._topic_check_due
+                self._clock() >= self._topic_check_due
                 and self._client.partitions_for_topic(self._topic)
             )
         except KafkaError as exc:
@@ -159,11 +167,11 @@ class ConsumerService:
             self._topic_missing = False
             self._topic_backoff.reset()
             return
-        if time.monotonic() < self._topic_check_due:
+        if self._clock() < self._topic_check_due:
             return
         self._topic_missing = True
         delay = self._topic_backoff.next()
-        self._topic_check_due = time.monotonic() + delay
+        self._topic_check_due = self._clock() + delay
         self._log.error(
             events.TOPIC_UNAVAILABLE, topic=self._topic, retry_in_s=round(delay, 2), error=error
         )
@@ -181,7 +189,7 @@ class ConsumerService:
         message; timings are collected in lists and go to the histograms
         once per batch.
         """
-        clock = time.perf_counter
+        clock = self._clock
         stopping = self._shutdown.event.is_set
         sample, work_s = self._sample, self._work_s
         started = now = clock()
@@ -192,6 +200,10 @@ class ConsumerService:
         handled = 0
         counts = [0, 0, 0]  # envelopes, other values, tombstones: as self._consumed
         for partition, records in batch.items():
+            if partition not in self._client.assignment():
+                # Revoked or lost meanwhile (the group moved on without us): another
+                # member owns it now, and will process these records itself.
+                continue
             done = 0
             for record in records:
                 # At least one message per poll, so that even a slow one makes progress.
@@ -237,7 +249,7 @@ class ConsumerService:
         messages at full speed, and one per message or two at low rates. Rebalances and stops
         do not wait for this: they commit at once.
         """
-        now = time.monotonic()
+        now = self._clock()
         if now < self._commit_due:
             return
         pending = self._offsets.uncommitted()
@@ -285,7 +297,7 @@ class ConsumerService:
         record_commit(self._offsets, offsets, error)
 
     def _update_lag(self) -> None:
-        self._lag_due = time.monotonic() + LAG_INTERVAL_S
+        self._lag_due = self._clock() + LAG_INTERVAL_S
         for tp in self._client.assignment():
             highwater = self._client.highwater(tp)
             next_offset = self._offsets.next_offset(tp)
@@ -295,7 +307,7 @@ class ConsumerService:
 
     def _close(self) -> None:
         """Commit what was processed, then leave the group so others take over at once."""
-        started = time.monotonic()
+        started = self._clock()
         pending = self._offsets.uncommitted()
         try:
             if pending:
@@ -308,4 +320,4 @@ class ConsumerService:
             # and sends LeaveGroup, so the group rebalances now, not after the
             # session timeout.
             self._client.close(autocommit=False)
-        self._log.info(events.CONSUMER_CLOSED, took_s=round(time.monotonic() - started, 3))
+        self._log.info(events.CONSUMER_CLOSED, took_s=round(self._clock() - started, 3))

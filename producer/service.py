@@ -54,8 +54,12 @@ class ProducerService:
         connect: Callable[[], ProducerClient | None],
         health: Health,
         shutdown: Shutdown,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._settings = plan.settings
+        #: Pacing, answer times and the stall check; a test moves it by hand.
+        self._clock_s = clock
         self._connect = connect
         self._client: ProducerClient | None = None
         self._health = health
@@ -72,6 +76,7 @@ class ProducerService:
         self._inflight = InFlight(
             stall_after_s=deadline_ms / 1000 + STALL_GRACE_S,
             limit=limit_for(plan.settings.message_size),
+            clock=clock,
         )
         self._throttle = ThrottleWatch(self._client_metrics)
         self._compression = plan.kafka["compression_type"]
@@ -124,7 +129,7 @@ class ProducerService:
         return False
 
     def _loop(self) -> None:
-        pace = Pace(self._settings.rate)
+        pace = Pace(self._settings.rate, clock=self._clock_s)
         inflight = self._inflight
         seq = 0
         while not self._shutdown.requested and self._refused is None:

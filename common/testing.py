@@ -1,0 +1,255 @@
+"""Test aids, shipped with the services: stand-ins for kafka-python's clients and a clock.
+
+They follow the client Protocols (``producer.client``, ``consumer.client``)
+and nothing more, so a loop runs against them in milliseconds, without a
+broker, the way httpx's ``MockTransport`` stands in for the network. A test
+scripts what the broker does (the batches a poll returns, which sends are
+answered) and reads back what the service did (seeks, commits, closes).
+What they cannot show, the real broker does: the promises users rely on are
+tested against Kafka itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from dataclasses import dataclass, field
+
+from kafka.errors import KafkaTimeoutError
+from kafka.structs import MemberState, TopicPartition
+
+from consumer.client import CommitCallback, ConsumerRecord, Offsets
+from consumer.client import TopicPartition as Partition
+from producer.client import Outcome, RecordMetadata, SendFuture
+
+
+class ManualClock:
+    """A monotonic clock a test moves: by hand (``advance``), or by *step* on every read."""
+
+    def __init__(self, start: float = 1000.0, step: float = 0.0) -> None:
+        self.now = start
+        self.step = step
+
+    def __call__(self) -> float:
+        now = self.now
+        self.now += self.step
+        return now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+# --- The producer's side ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Written:
+    """Where a stand-in broker wrote a record: ``RecordMetadata``'s fields."""
+
+    topic: str
+    partition: int
+    offset: int
+    serialized_key_size: int
+    serialized_value_size: int
+
+
+class FakeSendFuture:
+    """A send's future, answered by the test: ``succeed`` or ``fail``."""
+
+    def __init__(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        self.topic, self.key, self.payload = topic, key, value
+        self.is_done = False
+        self.exception: BaseException | None = None
+        self._value: RecordMetadata | None = None
+        self._callbacks: list[Callable[[Outcome], object]] = []
+
+    @property
+    def value(self) -> RecordMetadata:
+        assert self._value is not None, "read only once done, without an exception"
+        return self._value
+
+    def add_both(self, f: Callable[[Outcome], object]) -> object:
+        if self.is_done:
+            f(self.exception or self.value)
+        else:
+            self._callbacks.append(f)
+        return self
+
+    def succeed(self, partition: int = 0, offset: int = 0) -> None:
+        self._value = Written(
+            self.topic, partition, offset, len(self.key or b""), len(self.payload or b"")
+        )
+        self._done(self._value)
+
+    def fail(self, error: BaseException) -> None:
+        self.exception = error
+        self._done(error)
+
+    def _done(self, outcome: Outcome) -> None:
+        self.is_done = True
+        for f in self._callbacks:
+            f(outcome)
+
+
+class FakeProducer:
+    """``KafkaProducer`` as the producer service uses it; answers nothing until told.
+
+    *on_send* is called with each future as it is made: answer it there, or
+    keep it for later. ``close`` fails whatever is still unanswered, as
+    kafka-python's does.
+    """
+
+    def __init__(
+        self,
+        partitions: Iterable[int] = range(10),
+        on_send: Callable[[FakeSendFuture], object] = lambda _future: None,
+    ) -> None:
+        self.partitions = set(partitions)
+        self.on_send = on_send
+        self.sent: list[FakeSendFuture] = []
+        self.closed = False
+
+    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> SendFuture:
+        future = FakeSendFuture(topic, key, value)
+        self.sent.append(future)
+        self.on_send(future)
+        return future
+
+    def partitions_for(self, topic: str) -> set[int] | None:
+        return self.partitions or None
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed = True
+        for future in self.sent:
+            if not future.is_done:
+                future.fail(KafkaTimeoutError("closed before it was answered"))
+
+    def metrics(self) -> Mapping[str, Mapping[str, float]]:
+        return {}
+
+
+# --- The consumer's side ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """A ``ConsumerRecord``'s fields, as a stand-in broker hands it over."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None = b"value"
+    key: bytes | None = None
+    timestamp: int = -1
+    headers: Sequence[tuple[str, bytes | None]] = ()
+
+
+def records(topic: str, partition: int, offsets: Iterable[int]) -> list[ConsumerRecord]:
+    """Records at *offsets* of one partition."""
+    return [Record(topic, partition, offset) for offset in offsets]
+
+
+@dataclass
+class _Membership:
+    state: object = MemberState.STABLE
+
+
+@dataclass
+class FakeConsumer:
+    """``KafkaConsumer`` as the consumer service uses it, answering polls from a script.
+
+    Each poll returns the next batch of *polls*; past the end it calls
+    *after_script* (a test's stop request, say) and returns nothing.
+    """
+
+    topic: str
+    polls: list[Mapping[Partition, Sequence[ConsumerRecord]]]
+    assigned: set[Partition] = field(default_factory=set)
+    after_script: Callable[[], object] = lambda: None
+    seeks: list[tuple[Partition, int]] = field(default_factory=list)
+    commits: list[dict[Partition, int]] = field(default_factory=list)
+    closed: bool = False
+
+    def subscribe(self, topics: Sequence[str], *, listener: object) -> None:
+        self.listener = listener
+
+    def poll(
+        self, timeout_ms: int, max_records: int | None = None
+    ) -> Mapping[Partition, Sequence[ConsumerRecord]]:
+        if not self.polls:
+            self.after_script()
+            return {}
+        batch = self.polls.pop(0)
+        self.assigned |= set(batch)
+        return batch
+
+    def assignment(self) -> Collection[Partition]:
+        return set(self.assigned)
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return {tp.partition for tp in self.assigned} or {0}
+
+    def topics(self) -> set[str]:
+        return {self.topic}
+
+    def group_metadata(self) -> _Membership:
+        return _Membership()
+
+    def seek(self, partition: Partition, offset: int) -> None:
+        self.seeks.append((partition, offset))
+
+    def highwater(self, partition: Partition) -> int | None:
+        return None
+
+    def commit(self, offsets: Offsets) -> None:
+        self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+
+    def commit_async(
+        self, offsets: Offsets, callback: CommitCallback | None = None
+    ) -> Awaitable[object]:
+        self.commit(offsets)
+        if callback is not None:
+            callback(offsets, None)
+        return _Done()
+
+    def close(self, autocommit: bool = True) -> None:
+        self.closed = True
+
+    def metrics(self) -> Mapping[str, Mapping[str, float]]:
+        return {}
+
+    def committed(self) -> dict[Partition, int]:
+        """The last offset committed per partition, as the group would see it."""
+        last: dict[Partition, int] = {}
+        for commit in self.commits:
+            last.update(commit)
+        return last
+
+
+class _Done:
+    """What ``commit_async`` returns: already done."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield from ()
+
+
+__all__ = [
+    "FakeConsumer",
+    "FakeProducer",
+    "FakeSendFuture",
+    "ManualClock",
+    "Record",
+    "TopicPartition",
+    "Written",
+    "records",
+]

@@ -1,0 +1,93 @@
+"""The consumer's loop, broker-free against common.testing's stand-ins and a clock moved
+by hand: a batch over its time budget is cut short and sought back, a stop mid-batch
+commits what was done, and a partition revoked mid-batch is not worked on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from common.config import ConsumerPlan, ConsumerSettings, load, resolve
+from common.health import Health
+from common.shutdown import Shutdown
+from common.testing import FakeConsumer, ManualClock, TopicPartition, records
+from consumer.service import ConsumerService
+
+TOPIC = "t"
+P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+
+
+def _plan(**settings: object) -> ConsumerPlan:
+    return resolve(
+        load(
+            ConsumerSettings,
+            {
+                "bootstrap_servers": "127.0.0.1:9",
+                "topic": TOPIC,
+                "group_id": "g",
+                "log_message_every": 0,
+                **settings,
+            },
+        )
+    )
+
+
+def _run(
+    client: FakeConsumer, shutdown: Shutdown, clock: Callable[[], float], **settings: object
+) -> ConsumerService:
+    if client.after_script is FakeConsumer.__dataclass_fields__["after_script"].default:
+        client.after_script = shutdown.event.set
+    service = ConsumerService(_plan(**settings), client, Health(), shutdown, clock=clock)
+    service.run()
+    return service
+
+
+def test_a_batch_over_its_time_budget_is_cut_short_and_the_rest_sought_back() -> None:
+    shutdown = Shutdown()
+    # Each read of the clock is a second later: the poll interval of 10 s gives
+    # the batch a budget of 5 s, so it stops after a few of its 100 records.
+    clock = ManualClock(step=1.0)
+    client = FakeConsumer(TOPIC, polls=[{P0: records(TOPIC, 0, range(100))}])
+    _run(client, shutdown, clock, max_poll_interval_ms=10_000, session_timeout_ms=6_000)
+
+    ((partition, offset),) = client.seeks
+    assert partition == P0
+    assert 0 < offset < 100
+    # Committed exactly what was processed: the next to read is the one sought to.
+    assert client.committed() == {P0: offset}
+
+
+def test_a_stop_mid_batch_commits_what_was_done_and_leaves_the_group() -> None:
+    shutdown = Shutdown()
+    processed = records(TOPIC, 0, range(3))
+    client = FakeConsumer(TOPIC, polls=[{P0: processed + records(TOPIC, 0, range(3, 10))}])
+    clock = ManualClock()
+    reads = 0
+
+    def stop_after_three_records() -> float:
+        # The loop reads the clock once per record after its start: stop after 3.
+        nonlocal reads
+        reads += 1
+        if reads == 4:
+            shutdown.event.set()
+        return clock()
+
+    _run(client, shutdown, stop_after_three_records)
+    assert client.committed() == {P0: 3}
+    assert client.closed
+
+
+def test_a_partition_revoked_mid_batch_is_not_worked_on_or_committed() -> None:
+    shutdown = Shutdown()
+    client = FakeConsumer(
+        TOPIC, polls=[{P0: records(TOPIC, 0, range(5)), P1: records(TOPIC, 1, range(5))}]
+    )
+    clock = ManualClock()
+
+    def revoke_p1_meanwhile() -> float:
+        # The group moves P1 to another member while P0's records are processed.
+        client.assigned.discard(P1)
+        return clock()
+
+    _run(client, shutdown, revoke_p1_meanwhile)
+    assert client.committed() == {P0: 5}
+    assert all(partition != P1 for partition, _ in client.seeks)
