@@ -71,7 +71,8 @@ def test_the_paced_loop_waits_for_its_next_send_rather_than_spinning() -> None:
     shutdown = _SimulatedTime(clock, end=clock.now + 10.0)
     client = FakeProducer(on_send=lambda future: future.succeed())
     service = ProducerService(_plan(rate=10), lambda: client, Health(), shutdown, clock=clock)
-    service.run()
+    with structlog.testing.capture_logs():  # not into another test's stdout
+        service.run()
 
     assert 99 <= len(client.sent) <= 101  # 10 a second for 10 s
     # One wait per paced send (two with rounding), not thousands of empty turns.
