@@ -4,7 +4,10 @@ commits what was done, and a partition revoked mid-batch is not worked on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import pytest
+import structlog
 
 from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.health import Health
@@ -14,6 +17,13 @@ from consumer.service import ConsumerService
 
 TOPIC = "t"
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+
+
+@pytest.fixture(autouse=True)
+def _logs_captured() -> Iterator[None]:
+    """The loop's lines are captured: another test may have pointed structlog elsewhere."""
+    with structlog.testing.capture_logs():
+        yield
 
 
 def _plan(**settings: object) -> ConsumerPlan:

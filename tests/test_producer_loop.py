@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
 import structlog
 
 from common import events
@@ -15,6 +16,13 @@ from common.shutdown import Shutdown
 from common.testing import FakeProducer, FakeSendFuture, ManualClock
 from producer.client import ProducerClient
 from producer.service import ProducerService
+
+
+@pytest.fixture(autouse=True)
+def _logs_captured() -> Iterator[None]:
+    """The loop's lines are captured: another test may have pointed structlog elsewhere."""
+    with structlog.testing.capture_logs():
+        yield
 
 
 def _plan(**settings: object) -> ProducerPlan:
