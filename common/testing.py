@@ -160,7 +160,9 @@ def records(topic: str, partition: int, offsets: Iterable[int]) -> list[Consumer
 
 
 @dataclass
-class _Membership:
+class Membership:
+    """``group_metadata()``'s answer; set ``state`` to ``MemberState.UNJOINED`` to expel."""
+
     state: object = MemberState.STABLE
 
 
@@ -179,6 +181,7 @@ class FakeConsumer:
     seeks: list[tuple[Partition, int]] = field(default_factory=list)
     commits: list[dict[Partition, int]] = field(default_factory=list)
     closed: bool = False
+    membership: Membership = field(default_factory=Membership)
 
     def subscribe(self, topics: Sequence[str], *, listener: object) -> None:
         self.listener = listener
@@ -202,8 +205,8 @@ class FakeConsumer:
     def topics(self) -> set[str]:
         return {self.topic}
 
-    def group_metadata(self) -> _Membership:
-        return _Membership()
+    def group_metadata(self) -> Membership:
+        return self.membership
 
     def seek(self, partition: Partition, offset: int) -> None:
         self.seeks.append((partition, offset))
@@ -248,6 +251,7 @@ __all__ = [
     "FakeProducer",
     "FakeSendFuture",
     "ManualClock",
+    "Membership",
     "Record",
     "TopicPartition",
     "Written",

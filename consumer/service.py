@@ -5,6 +5,11 @@ can only happen inside poll(), so by the time partitions move every message
 handed out has been processed and its offset committed (or, for a batch cut
 short, sought back to be fetched again): at least once, with nothing
 re-delivered by a rebalance or a clean stop.
+
+The one change that comes between polls is an expulsion: when the group
+drops a member it has not heard from (a network cut longer than the session
+timeout), kafka-python's heartbeat thread marks it unjoined, and the batch
+stops at the next partition: another member owns those records now.
 """
 
 from __future__ import annotations
@@ -200,10 +205,8 @@ class ConsumerService:
         handled = 0
         counts = [0, 0, 0]  # envelopes, other values, tombstones: as self._consumed
         for partition, records in batch.items():
-            if partition not in self._client.assignment():
-                # Revoked or lost meanwhile (the group moved on without us): another
-                # member owns it now, and will process these records itself.
-                continue
+            if self._client.group_metadata().state == MemberState.UNJOINED:
+                break  # expelled meanwhile: the rest is another member's to process
             done = 0
             for record in records:
                 # At least one message per poll, so that even a slow one makes progress.
@@ -246,7 +249,8 @@ class ConsumerService:
 
         A commit costs kafka-python about a millisecond of CPU (``python -m
         bench hotpath`` measures it): after every poll that was one per 500
-        messages at full speed, and one per message or two at low rates. Rebalances and stops
+        messages at full speed, and one per message or two at low rates.
+        Rebalances and stops
         do not wait for this: they commit at once.
         """
         now = self._clock()

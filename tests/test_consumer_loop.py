@@ -1,6 +1,6 @@
 """The consumer's loop, broker-free against common.testing's stand-ins and a clock moved
 by hand: a batch over its time budget is cut short and sought back, a stop mid-batch
-commits what was done, and a partition revoked mid-batch is not worked on."""
+commits what was done, and a consumer the group expels mid-batch stops working on it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import structlog
+from kafka.structs import MemberState
 
 from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.health import Health
@@ -44,8 +45,7 @@ def _plan(**settings: object) -> ConsumerPlan:
 def _run(
     client: FakeConsumer, shutdown: Shutdown, clock: Callable[[], float], **settings: object
 ) -> ConsumerService:
-    if client.after_script is FakeConsumer.__dataclass_fields__["after_script"].default:
-        client.after_script = shutdown.event.set
+    client.after_script = shutdown.event.set  # the script played: stop
     service = ConsumerService(_plan(**settings), client, Health(), shutdown, clock=clock)
     service.run()
     return service
@@ -86,18 +86,26 @@ def test_a_stop_mid_batch_commits_what_was_done_and_leaves_the_group() -> None:
     assert client.closed
 
 
-def test_a_partition_revoked_mid_batch_is_not_worked_on_or_committed() -> None:
+def test_a_consumer_expelled_mid_batch_stops_before_the_next_partition() -> None:
     shutdown = Shutdown()
     client = FakeConsumer(
         TOPIC, polls=[{P0: records(TOPIC, 0, range(5)), P1: records(TOPIC, 1, range(5))}]
     )
     clock = ManualClock()
+    reads = 0
 
-    def revoke_p1_meanwhile() -> float:
-        # The group moves P1 to another member while P0's records are processed.
-        client.assigned.discard(P1)
+    def expelled_meanwhile() -> float:
+        # The heartbeat thread hears the group dropped us while P0's last record is
+        # processed (the loop reads the clock once at start and once per record),
+        # and marks us unjoined, as kafka-python's reset_generation does.
+        nonlocal reads
+        reads += 1
+        if reads == 6:
+            client.membership.state = MemberState.UNJOINED
         return clock()
 
-    _run(client, shutdown, revoke_p1_meanwhile)
+    _run(client, shutdown, expelled_meanwhile)
+    # P0's records were done and are offered for commit (the group will refuse it);
+    # P1's belong to another member now: not one was processed.
     assert client.committed() == {P0: 5}
     assert all(partition != P1 for partition, _ in client.seeks)
