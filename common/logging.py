@@ -30,6 +30,8 @@ from common import events
 REDACTED = "[REDACTED]"
 #: How often one library line may show; the rest are counted.
 REPEAT_INTERVAL_S = 10.0
+#: Lines remembered at most; a library that formats its own text makes a new one each time.
+_REMEMBERED = 1_000
 #: The libraries whose INFO lines narrate every connection or token request.
 _LIBRARIES = ("kafka", "azure")
 
@@ -134,6 +136,8 @@ class RepeatLimiter(logging.Filter):
             if now - shown_at < self._interval_s:
                 self._lines[key] = (shown_at, held + 1)
                 return False
+            if len(self._lines) >= _REMEMBERED:
+                self._forget_quiet(now)
             self._lines[key] = (now, 0)
         if held:
             structlog.get_logger().warning(
@@ -144,6 +148,17 @@ class RepeatLimiter(logging.Filter):
                 interval_s=self._interval_s,
             )
         return True
+
+    def _forget_quiet(self, now: float) -> None:
+        """Drop the lines that held nothing back: first those an interval old, then all.
+
+        A line forgotten early may show again within its interval; a count
+        held back is never forgotten.
+        """
+        lines = {k: v for k, v in self._lines.items() if v[1] or now - v[0] < self._interval_s}
+        if len(lines) >= _REMEMBERED:
+            lines = {k: v for k, v in lines.items() if v[1]}
+        self._lines = lines
 
 
 def configure(

@@ -141,3 +141,21 @@ class structlog_capture:
     def __exit__(self, *exc: object) -> None:
         self._context.__exit__(*exc)
         self.events.extend((e["event"], e.get("repeated")) for e in self._captured)
+
+
+def test_lines_a_library_formats_itself_are_not_remembered_for_ever(clock: ManualClock) -> None:
+    limiter = RepeatLimiter(interval_s=10.0, clock=clock)
+
+    def record(msg: str) -> logging.LogRecord:
+        return logging.LogRecord("azure.core", logging.WARNING, "", 0, msg, (), None)
+
+    assert limiter.filter(record("the same line"))
+    assert not limiter.filter(record("the same line"))  # one held back
+    for n in range(5_000):  # each text new, as an f-string makes them
+        limiter.filter(record(f"request {n} failed"))
+        clock.now += 0.01
+    assert len(limiter._lines) <= 1_000
+    clock.now += 10.0
+    with structlog_capture() as ours:
+        assert limiter.filter(record("the same line"))
+    assert ours == [(events.LIBRARY_REPEATED, 1)]  # its count survived
