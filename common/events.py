@@ -1,7 +1,7 @@
 """Every log event the services write, defined once: its name, level and fields.
 
 Code logs ``events.MESSAGE_SENT``, never a string of its own, and
-``docs/logs.md``'s table is checked against :data:`CATALOGUE` by
+``docs/metrics-and-logs.md``'s table is checked against :data:`CATALOGUE` by
 ``tests/test_log_events.py``, as the settings and metrics tables are, so the
 two cannot drift. Names are ``noun.verb``; data goes in fields.
 """

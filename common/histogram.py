@@ -4,9 +4,9 @@ prometheus_client's ``Histogram`` lets any thread observe one value at any
 time, and pays for it on every observation: a lock for the sum, a linear
 search of the buckets, a lock for the bucket: more than the consumer's
 whole decoding of a message, so a consumer that timed each message twice
-would spend most of its per-message work on its own metrics. So the hot loops collect their values
-in a list and hand the list over once per batch: one lock, and the buckets
-counted in C.
+would spend most of its per-message work on its own metrics. So the hot
+loops collect their values in a list and hand the list over once per
+batch: one lock, and the buckets counted in C.
 """
 
 from __future__ import annotations

@@ -35,9 +35,6 @@ MAX_CONNECTIONS = 64
 
 
 class _QuietHandler(WSGIRequestHandler):
-    # StreamRequestHandler sets this on the socket, so a slow client times out.
-    timeout = REQUEST_TIMEOUT_S
-
     # Scrapes every few seconds would drown the service's own log.
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -124,6 +121,7 @@ class HttpServer:
         max_connections: int = MAX_CONNECTIONS,
         request_timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> None:
+        # StreamRequestHandler sets its timeout on the socket: a slow client times out.
         handler = type("Handler", (_QuietHandler,), {"timeout": request_timeout_s})
         self._server = make_server(
             host,
