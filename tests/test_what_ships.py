@@ -6,32 +6,38 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
+
+import pytest
 
 from tests.conftest import REPO
 
 SHIPPED = {"common", "producer", "consumer"}
 
 
-def _wheel(tmp_path: Path) -> zipfile.ZipFile:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    """The project's wheel, built once: what `pip install .` and the image install."""
+    out = tmp_path_factory.mktemp("wheel")
     # No build isolation: the pinned setuptools of the test extra builds it, offline.
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(tmp_path), str(REPO)],
-        check=True, capture_output=True, text=True, cwd=tmp_path,
+         "--wheel-dir", str(out), str(REPO)],
+        check=True, capture_output=True, text=True, cwd=out,
     )  # fmt: skip
-    (wheel,) = tmp_path.glob("*.whl")
-    return zipfile.ZipFile(wheel)
+    (built,) = out.glob("*.whl")
+    return zipfile.ZipFile(built)
 
 
-def test_the_wheel_holds_the_three_service_packages_and_nothing_else(tmp_path: Path) -> None:
-    names = _wheel(tmp_path).namelist()
+def test_the_wheel_holds_the_three_service_packages_and_nothing_else(
+    wheel: zipfile.ZipFile,
+) -> None:
+    names = wheel.namelist()
     top_level = {name.split("/", 1)[0] for name in names if ".dist-info/" not in name}
     assert top_level == SHIPPED
 
 
-def test_every_module_of_the_services_is_in_the_wheel(tmp_path: Path) -> None:
-    names = set(_wheel(tmp_path).namelist())
+def test_every_module_of_the_services_is_in_the_wheel(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
     modules = {
         path.relative_to(REPO).as_posix()
         for package in SHIPPED
