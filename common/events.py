@@ -79,6 +79,16 @@ API_VERSIONS_LOWERED = _event(
     "the broker reset the connection on ApiVersions (Event Hubs did on v4 in 2025); "
     "later connections ask one version lower",
 )
+COORDINATOR_UNAVAILABLE = _event(
+    "coordinator.unavailable",
+    "warning",
+    "node reason error repeated",
+    "the consumer group's coordinator cannot be reached or found (node: the one tried); "
+    "reason is tls, refused, timed_out, unresolved, disconnected or an error's name, error "
+    "its detail. Said at once, then at most "
+    "once per 10 s for the same reason, repeated counting the failed tries in between; "
+    "instead of kafka-python's line per try",
+)
 LIBRARY_REPEATED = _event(
     "log.repeated",
     "warning",

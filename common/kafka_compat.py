@@ -16,18 +16,26 @@ from __future__ import annotations
 
 import functools
 import logging
+import ssl
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kafka
 import structlog
-from kafka.errors import InconsistentGroupProtocolError, KafkaConnectionError
+from kafka.errors import (
+    InconsistentGroupProtocolError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    RequestTimedOutError,
+)
 from kafka.net.connection import KafkaConnection
 from kafka.protocol.broker_version_data import BrokerVersionData
 from kafka.protocol.metadata import ApiVersionsRequest
 
 from common import events
+from common.logging import REPEAT_INTERVAL_S
 
 #: The kafka-python version every workaround below was written and reviewed for.
 REVIEWED_FOR = "3.0.12"
@@ -47,6 +55,9 @@ def install() -> None:
     logging.getLogger("kafka.net.selector").addFilter(drop_slow_task_warning)
     logging.getLogger("kafka.net.connection").addFilter(drop_per_answer_throttle_warning)
     logging.getLogger("kafka.coordinator").addFilter(drop_assignor_mismatch_line)
+    watch = CoordinatorWatch()
+    logging.getLogger("kafka.net.connection").addFilter(watch.remember_connection_loss)
+    logging.getLogger("kafka.coordinator").addFilter(watch.say_coordinator_unavailable)
 
 
 def installed_version() -> str:
@@ -227,3 +238,131 @@ def drop_assignor_mismatch_line(record: logging.LogRecord) -> bool:
     args = record.args if isinstance(record.args, tuple) else ()
     name = InconsistentGroupProtocolError.__name__
     return not any(isinstance(arg, str) and arg == name for arg in args)
+
+
+# --- The group coordinator, said once with its cause ------------------------------
+
+#: kafka-python's line when a request to the coordinator, or the search for it, fails.
+_REQUEST_FAILED = "Error sending %s to node %s [%s]"
+#: kafka-python's line when it gives up on the coordinator it knew.
+_COORDINATOR_DEAD = "Marking the coordinator dead (node %s) for group %s: %s."
+#: kafka-python's line for a connection that failed or dropped; its args are (connection, error).
+_CONNECTION_LOST = "%s: Connection lost: %s"
+#: kafka-python's node id for a group coordinator's own connection.
+_COORDINATOR_NODE = "coordinator-"
+#: How long a connection's failure explains the next "coordinator dead" line.
+_CAUSE_FRESH_S = 30.0
+
+Reason = str  # "tls" | "refused" | "timed_out" | "unresolved" | "disconnected" | an error's name
+
+
+def reason_of(error: object) -> Reason:
+    """Why a connection failed, in one word an operator can act on.
+
+    ``tls``: a handshake that failed (a certificate from another CA, a port
+    that does not speak TLS); ``refused``: nothing listens there (a broker
+    down or restarting); ``timed_out``: no answer at all (a firewall that
+    drops packets, a blackhole); ``unresolved``: the name does not resolve;
+    ``disconnected``: kafka-python's "Node Disconnected" with no cause known;
+    otherwise the error's type name (``NotCoordinatorError``: the
+    coordinator moved to another broker, which is routine).
+    """
+    if isinstance(error, str):
+        return "disconnected" if error == "Node Disconnected" else error
+    chain: list[BaseException] = []
+    current = error if isinstance(error, BaseException) else None
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    text = " ".join(str(e) for e in chain)
+    if any(isinstance(e, ssl.SSLError) for e in chain) or "[SSL" in text:
+        return "tls"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "ECONNREFUSED" in text:
+        return "refused"
+    timeouts = (TimeoutError, KafkaTimeoutError, RequestTimedOutError)
+    if any(isinstance(e, timeouts) for e in chain) or "timed out" in text:
+        return "timed_out"
+    if "DNS" in text:
+        return "unresolved"
+    return type(error).__name__
+
+
+class CoordinatorWatch:
+    """kafka-python's lines about an unreachable group coordinator, as ours with the cause.
+
+    Used by :func:`install`, as two log filters; see :meth:`say_coordinator_unavailable`.
+    """
+
+    def __init__(
+        self, interval_s: float = REPEAT_INTERVAL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        #: Per coordinator node: its connection's last failure, and when.
+        self._causes: dict[str, tuple[BaseException, float]] = {}
+        #: Per reason: when it was last said, and how many were held back since.
+        self._said: dict[Reason, tuple[float, int]] = {}
+
+    def remember_connection_loss(self, record: logging.LogRecord) -> bool:
+        """Keep a coordinator connection's failure as the cause of the next "dead" line.
+
+        Always True: kafka-python's own line goes on to the repeat limiter.
+        """
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.msg == _CONNECTION_LOST and len(args) == 2:
+            node = str(getattr(args[0], "node_id", ""))
+            if node.startswith(_COORDINATOR_NODE) and isinstance(args[1], BaseException):
+                with self._lock:
+                    self._causes[node] = (args[1], self._clock())
+        return True
+
+    def say_coordinator_unavailable(self, record: logging.LogRecord) -> bool:
+        """False for kafka-python's lines about a coordinator it cannot reach; ours instead.
+
+        For: kafka-python 3.0.12, which writes "Error sending ... to node"
+        and "Marking the coordinator dead" on every try while the group
+        coordinator cannot be reached or found, the latter with "Node
+        Disconnected" as its reason and the cause (a certificate, a refused
+        port, a timeout) only in an earlier line of the connection's.
+        Without it: 57,210 lines in 75 s from a consumer whose coordinator's
+        certificate came from another CA, and none that said so. Upstream:
+        none filed that we found. How: matches the message text, and reads
+        the connection's node id from the "Connection lost" record's
+        arguments; ``coordinator.unavailable`` is written at once, then at
+        most once per interval for the same reason, with a count of the
+        tries in between.
+        """
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.msg == _REQUEST_FAILED and len(args) == 3:
+            node, error = str(args[1]), args[2]
+        elif record.msg == _COORDINATOR_DEAD and len(args) == 3:
+            node, error = str(args[0]), args[2]
+        else:
+            return True
+        now = self._clock()
+        with self._lock:
+            cause, seen_at = self._causes.pop(node, (None, 0.0))
+            if cause is not None and now - seen_at < _CAUSE_FRESH_S:
+                error = cause
+            reason = reason_of(error)
+            said_at, held = self._said.get(reason, (now - self._interval_s, 0))
+            if now - said_at < self._interval_s:
+                self._said[reason] = (said_at, held + 1)
+                return False
+            self._said[reason] = (now, 0)
+        structlog.get_logger().warning(
+            events.COORDINATOR_UNAVAILABLE,
+            node=node,
+            reason=reason,
+            error=_one_line(error),
+            repeated=held,
+        )
+        return False
+
+
+def _one_line(error: object) -> str:
+    if isinstance(error, BaseException):
+        text, kind = str(error), type(error).__name__
+        return text if text.startswith(kind) else f"{kind}: {text}"
+    return str(error)

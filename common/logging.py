@@ -6,9 +6,10 @@ records are rendered by the same processors, so every line has the same shape
 are replaced in every value before anything is written.
 
 The libraries under us speak from WARNING (everything at ``LOG_LEVEL=DEBUG``),
-and a line of theirs that repeats, such as kafka-python's "Marking the
-coordinator dead" hundreds of times a second while a coordinator cannot be
-reached, is written once per interval with a count of the ones held back.
+and a line of theirs that repeats, such as kafka-python's "Connection failed"
+on every try while a broker is down, is written once per interval with a
+count of the ones held back. (Its lines about an unreachable group
+coordinator become ``coordinator.unavailable``: common/kafka_compat.py.)
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class RepeatLimiter(logging.Filter):
     """Lets each line of a library through at most once per interval, counting the rest.
 
     A line is its logger and its message template, whatever its arguments:
-    "Marking the coordinator dead (node %s) ..." is one line for every node.
+    "Connection failed: %s" is one line whatever failed.
     The count of those held back is logged (``log.repeated``) when the line
     next shows, an interval later.
     """

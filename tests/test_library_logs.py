@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 import structlog
-from kafka.coordinator.base import BaseCoordinator
+from kafka.cluster import ClusterMetadata
 
 from common import events
 from common.entra import EntraTokens
@@ -34,11 +34,9 @@ def _lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
-def _coordinator_dead() -> None:
-    """kafka-python's own line, from its own code, as a failing coordinator makes it."""
-    BaseCoordinator.coordinator_dead(
-        SimpleNamespace(coordinator_id=1, group_id="g"), "Node Disconnected"
-    )
+def _empty_metadata() -> None:
+    """kafka-python's own line, from its own code, as a broker that lists no brokers makes it."""
+    ClusterMetadata().update_metadata(SimpleNamespace(brokers=[]))
 
 
 def test_a_flood_of_one_kafka_python_line_is_written_once(
@@ -46,25 +44,25 @@ def test_a_flood_of_one_kafka_python_line_is_written_once(
 ) -> None:
     configure("consumer", "INFO", "json")
     for _ in range(1_000):
-        _coordinator_dead()
+        _empty_metadata()
     (line,) = _lines(json_logs)
-    assert str(line["event"]).startswith("Marking the coordinator dead")
+    assert str(line["event"]).startswith("No broker metadata found")
 
 
 def test_the_held_back_lines_are_counted_when_the_line_next_shows(clock: ManualClock) -> None:
     shown: list[str] = []
     limiter = RepeatLimiter(interval_s=10.0, clock=clock)
-    logger = logging.getLogger("kafka.coordinator")
+    logger = logging.getLogger("kafka.cluster")
     handler = _Collect(shown)
     handler.addFilter(limiter)
     logger.addHandler(handler)
     try:
         with structlog_capture() as ours:
             for _ in range(500):
-                _coordinator_dead()
+                _empty_metadata()
                 clock.now += 0.01  # 500 in 5 s
             clock.now += 5.1
-            _coordinator_dead()  # an interval after the first: shown, with the count
+            _empty_metadata()  # an interval after the first: shown, with the count
     finally:
         logger.removeHandler(handler)
     assert len(shown) == 2
