@@ -48,7 +48,8 @@ SERVICE_FAILED = _event(
     "the process ends with exit status 1 (2 for client settings kafka-python refuses); "
     "reason is one of authentication_failed, authorization_failed, tls_verification_failed, "
     "credential_unavailable, metrics_port_unavailable, unsupported_codec, "
-    "compression_refused, invalid_client_settings",
+    "compression_refused, invalid_client_settings, handler_failed, handler_unavailable, "
+    "dead_letter_topic_missing",
 )
 SERVICE_STOPPED = _event("service.stopped", "info", "signal", "stopped cleanly on a signal")
 TLS_VERIFICATION_DISABLED = _event(
@@ -163,6 +164,35 @@ MESSAGE_RECEIVED = _event(
     "a record, one in LOG_MESSAGE_EVERY: headers as [[name, value], ...], content its first "
     "200 characters (base64:... for what is not text, null for a tombstone); seq and "
     "producer for our envelope",
+)
+HANDLER_RETRYING = _event(
+    "handler.retrying",
+    "warning",
+    "topic partition offset attempt until_it_works retry_in_s error group_id",
+    "the handler failed on a record: its partition is paused and the record tried again "
+    "in retry_in_s; until_it_works for DependencyUnavailable, never dead-lettered",
+)
+RECORD_DEAD_LETTERED = _event(
+    "record.dead_lettered",
+    "warning",
+    "topic partition offset attempts error dead_letter_topic dead_letter_partition "
+    "dead_letter_offset group_id",
+    "the handler gave up on a record, and the dead-letter topic acknowledged it; its offset "
+    "is committed",
+)
+DEAD_LETTER_FAILED = _event(
+    "record.dead_letter_failed",
+    "error",
+    "topic partition offset dead_letter_topic error retry_in_s group_id",
+    "the dead-letter topic refused or missed a record: nothing past it is committed, and "
+    "it is written again in retry_in_s",
+)
+HANDLER_FAILED = _event(
+    "handler.failed",
+    "error",
+    "topic partition offset attempts error group_id",
+    "the handler gave up on a record and no dead-letter topic is set: the consumer commits "
+    "what came before it and stops (service.failed reason=handler_failed, exit 1)",
 )
 GROUP_PROTOCOL_MISMATCH = _event(
     "group.protocol_mismatch",

@@ -180,6 +180,8 @@ class FakeConsumer:
     after_script: Callable[[], object] = lambda: None
     seeks: list[tuple[Partition, int]] = field(default_factory=list)
     commits: list[dict[Partition, int]] = field(default_factory=list)
+    #: Partitions paused now; a paused partition's records are held back from polls.
+    paused: set[Partition] = field(default_factory=set)
     closed: bool = False
     membership: Membership = field(default_factory=Membership)
 
@@ -194,7 +196,7 @@ class FakeConsumer:
             return {}
         batch = self.polls.pop(0)
         self.assigned |= set(batch)
-        return batch
+        return {tp: records for tp, records in batch.items() if tp not in self.paused}
 
     def assignment(self) -> Collection[Partition]:
         return set(self.assigned)
@@ -210,6 +212,12 @@ class FakeConsumer:
 
     def seek(self, partition: Partition, offset: int) -> None:
         self.seeks.append((partition, offset))
+
+    def pause(self, *partitions: Partition) -> None:
+        self.paused.update(partitions)
+
+    def resume(self, *partitions: Partition) -> None:
+        self.paused.difference_update(partitions)
 
     def highwater(self, partition: Partition) -> int | None:
         return None
@@ -239,6 +247,107 @@ class FakeConsumer:
         return last
 
 
+@dataclass
+class LogConsumer(FakeConsumer):
+    """A stand-in broker that serves each partition's records from its position.
+
+    Unlike :class:`FakeConsumer`'s script, it does what Kafka does with a
+    seek (the next poll starts there) and a pause (nothing of that partition
+    until resumed), so retries can be followed record by record. A poll that
+    has nothing to give moves *clock* by its timeout, as a real poll waits;
+    once every partition is read to its end and none is paused, it calls
+    *after_script*. Offsets are positions in each list.
+    """
+
+    logs: dict[Partition, list[ConsumerRecord]] = field(default_factory=dict)
+    clock: ManualClock | None = None
+    positions: dict[Partition, int] = field(default_factory=dict)
+
+    def poll(
+        self, timeout_ms: int, max_records: int | None = None
+    ) -> Mapping[Partition, Sequence[ConsumerRecord]]:
+        self.assigned |= set(self.logs)
+        left = max_records or 500
+        batch: dict[Partition, Sequence[ConsumerRecord]] = {}
+        for tp, log in self.logs.items():
+            start = self.positions.get(tp, 0)
+            if tp in self.paused or start >= len(log) or not left:
+                continue
+            batch[tp] = log[start : start + left]
+            left -= len(batch[tp])
+            self.positions[tp] = start + len(batch[tp])
+        if not batch:
+            if self.paused:
+                if self.clock is not None:
+                    self.clock.advance(timeout_ms / 1000)
+            else:
+                self.after_script()
+        return batch
+
+    def seek(self, partition: Partition, offset: int) -> None:
+        super().seek(partition, offset)
+        self.positions[partition] = offset
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """What a stand-in dead-letter topic was sent."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+    def header(self, name: str) -> str:
+        """The header *name*, as text."""
+        return next(value.decode() for key, value in self.headers if key == name)
+
+
+class _Answer:
+    def __init__(self, written: Written | None, error: BaseException | None) -> None:
+        self._written, self._error = written, error
+
+    def get(self, timeout: float | None = None) -> Written:
+        if self._error is not None:
+            raise self._error
+        assert self._written is not None
+        return self._written
+
+
+@dataclass
+class FakeDeadLetterProducer:
+    """``KafkaProducer`` as dead letters use it: takes every send, or refuses the first
+    *refuse* with *error*; a topic in *topics* exists."""
+
+    topics: set[str] = field(default_factory=lambda: {"dlt"})
+    refuse: int = 0
+    error: BaseException = field(default_factory=lambda: KafkaTimeoutError("refused"))
+    sent: list[DeadLetter] = field(default_factory=list)
+    closed: bool = False
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> _Answer:
+        if self.refuse:
+            self.refuse -= 1
+            return _Answer(None, self.error)
+        self.sent.append(DeadLetter(topic, key, value, list(headers or ())))
+        return _Answer(Written(topic, 0, len(self.sent) - 1, 0, 0), None)
+
+    def partitions_for(self, topic: str) -> set[int] | None:
+        return {0} if topic in self.topics else None
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed = True
+
+    def metrics(self) -> Mapping[str, Mapping[str, float]]:
+        return {}
+
+
 class _Done:
     """What ``commit_async`` returns: already done."""
 
@@ -247,9 +356,12 @@ class _Done:
 
 
 __all__ = [
+    "DeadLetter",
     "FakeConsumer",
+    "FakeDeadLetterProducer",
     "FakeProducer",
     "FakeSendFuture",
+    "LogConsumer",
     "ManualClock",
     "Membership",
     "Record",

@@ -1,26 +1,66 @@
-"""``python -m consumer``: wires settings, the Kafka client and the poll loop."""
+"""``python -m consumer``: wires settings, the Kafka clients, the handler and the poll loop."""
 
+import contextlib
 import sys
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 
 from common import runner
 from common.client import connect
 from common.config import ConsumerPlan, ConsumerSettings, resolve
+from common.failure import ServiceFailed
 from common.health import Health
 from common.shutdown import Shutdown
 from consumer.client import ConsumerClient
+from consumer.dead_letter import DeadLetterClient, DeadLetters
+from consumer.handler import Handler, opened
 from consumer.service import ConsumerService
 
 DESCRIPTION = "Consume a Kafka topic or an Azure Event Hub as a member of a consumer group."
 
 
 def run(plan: ConsumerPlan, health: Health, shutdown: Shutdown) -> None:
-    client: ConsumerClient | None = connect(
-        lambda: KafkaConsumer(**plan.kafka), shutdown, health, "consumer"
-    )
-    if client is not None:
-        ConsumerService(plan, client, health, shutdown).run()
+    with contextlib.ExitStack() as stack:
+        handler = _open_handler(plan, stack)
+        dead_letters = _dead_letters(plan, health, shutdown)
+        if dead_letters is not None:
+            stack.callback(dead_letters.close)
+            dead_letters.start()
+        client: ConsumerClient | None = connect(
+            lambda: KafkaConsumer(**plan.kafka), shutdown, health, "consumer"
+        )
+        if client is not None:
+            ConsumerService(
+                plan, client, health, shutdown, handler=handler, dead_letters=dead_letters
+            ).run()
+
+
+def _open_handler(plan: ConsumerPlan, stack: contextlib.ExitStack) -> Handler:
+    """The handler, opened for the consumer's life; one line if opening it fails."""
+    try:
+        return stack.enter_context(
+            opened(plan.handler, plan.settings.log_message_every, plan.group_id)
+        )
+    except Exception as exc:  # noqa: BLE001  (the user's code: any error is theirs)
+        raise ServiceFailed(
+            "handler_unavailable",
+            f"CONSUMER_HANDLER={plan.settings.handler} could not be opened: "
+            f"{type(exc).__name__}: {exc}",
+        ) from None
+
+
+def _dead_letters(plan: ConsumerPlan, health: Health, shutdown: Shutdown) -> DeadLetters | None:
+    topic, kafka = plan.settings.dead_letter_topic, plan.dead_letter_kafka
+    if topic is None or kafka is None:
+        return None
+
+    def client() -> DeadLetterClient | None:
+        made: DeadLetterClient | None = connect(
+            lambda: KafkaProducer(**kafka), shutdown, health, "dead_letters"
+        )
+        return made
+
+    return DeadLetters(topic, plan.group_id, client, kafka["delivery_timeout_ms"] / 1000)
 
 
 def main() -> int:

@@ -10,9 +10,16 @@ CONSUMED = Counter(
     "value, or a tombstone (no value).",
     ["messaging_destination_name", "messaging_consumer_group_name", "kind"],
 )
+HANDLED = Counter(
+    "consumer_handled_records",
+    "Calls of the handler by outcome: ok; retried (failed, tried again later); "
+    "dead_lettered (given up, written to the dead-letter topic); failed (given up with "
+    "no dead-letter topic: the consumer stops).",
+    ["messaging_destination_name", "outcome"],
+)
 PROCESS_DURATION = BatchHistogram(
     "messaging_process_duration_seconds",
-    "Time spent processing one message.",
+    "Time spent processing one message: the handler, and the loop's own work around it.",
     ["messaging_destination_name"],
     buckets=(1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.1, 1),
 )

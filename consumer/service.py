@@ -1,6 +1,11 @@
-"""The consumer loop: poll, process, commit what was processed, repeat.
+"""The consumer loop: poll, hand each record to the handler, commit what was done, repeat.
 
-Processing happens on the polling thread between two polls, and a rebalance
+The handler (``consumer/handler.py``) is the user's code; this loop owns
+everything around it: envelopes, metrics, the poll budget, commits, and what
+happens when the handler fails (``consumer/retries.py``: retried later with
+its partition paused, dead-lettered, or the consumer stops).
+
+Handling happens on the polling thread between two polls, and a rebalance
 can only happen inside poll(), so by the time partitions move every message
 handed out has been processed and its offset committed (or, for a batch cut
 short, sought back to be fetched again): at least once, with nothing
@@ -17,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import structlog
 from kafka.errors import InconsistentGroupProtocolError, KafkaError, UnsupportedCodecError
@@ -27,23 +33,31 @@ from common.backoff import Backoff
 from common.config import ConsumerPlan
 from common.failure import ServiceFailed
 from common.health import Health
-from common.logging import Sampler
 from common.shutdown import Shutdown
 from common.throttle import ThrottleWatch
 from consumer import metrics
 from consumer.client import ConsumerClient, ConsumerRecord, Offsets, TopicPartition
+from consumer.dead_letter import DeadLetterFailed, DeadLetters, exception_type
+from consumer.handler import DependencyUnavailable, Handler, LogRecords, Record
 from consumer.offsets import OffsetTracker, record_commit
 from consumer.rebalance import RebalanceListener
-from consumer.records import shown, shown_headers, shown_timestamp
+from consumer.retries import Pending, Retries
 
 #: Longest a poll may block, so a stop request is seen within this.
 POLL_TIMEOUT_MS = 500
 #: How often partition lag is recomputed.
 LAG_INTERVAL_S = 1.0
+#: Characters of an exception's message in a log line.
+ERROR_CHARS = 500
+
+# What the loop does after the handler failed on a record.
+_DONE = 0  # it is behind us (dead-lettered): go on with the next record
+_HOLD = 1  # its partition waits for a retry: seek back to it, pause
+_STOP = 2  # nothing more can be done: commit what was done before it, and stop
 
 
 class ConsumerService:
-    """A member of the consumer group that logs, counts and commits each message."""
+    """A member of the consumer group that hands each record to the handler, and commits it."""
 
     def __init__(
         self,
@@ -52,6 +66,8 @@ class ConsumerService:
         health: Health,
         shutdown: Shutdown,
         *,
+        handler: Handler | None = None,
+        dead_letters: DeadLetters | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         settings = plan.settings
@@ -65,7 +81,18 @@ class ConsumerService:
         self._shutdown = shutdown
         self._offsets = OffsetTracker()
         self._log = structlog.get_logger().bind(group_id=plan.group_id)
-        self._sample = Sampler(settings.log_message_every)
+        self._handle = handler or LogRecords(settings.log_message_every, plan.group_id)
+        self._dead_letters = dead_letters
+        self._retries = Retries(
+            settings.retry_attempts,
+            settings.retry_backoff_ms / 1000,
+            settings.retry_backoff_max_ms / 1000,
+            clock,
+        )
+        self._outcomes = {
+            outcome: metrics.HANDLED.labels(plan.topic, outcome)
+            for outcome in ("ok", "retried", "dead_lettered", "failed")
+        }
         # One counter per kind of record, in the order _process_batch counts them.
         self._consumed = tuple(
             metrics.CONSUMED.labels(plan.topic, plan.group_id, kind)
@@ -105,6 +132,9 @@ class ConsumerService:
             self._close()
 
     def _poll_once(self) -> None:
+        due = self._retries.due()
+        if due:
+            self._client.resume(*due)
         try:
             batch = self._client.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self._max_records)
         except UnsupportedCodecError as exc:
@@ -125,6 +155,7 @@ class ConsumerService:
             self._health.set_ready(False, f"topic {self._topic} is not available")
         else:
             self._health.set_ready(state != MemberState.UNJOINED, "not a member of the group")
+        self._retries.keep_only(self._client.assignment())
         if batch:
             self._process_batch(batch)
         self._commit_processed()
@@ -182,67 +213,213 @@ class ConsumerService:
         )
 
     def _process_batch(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
-        """Process a batch, within half of max.poll.interval.ms, and commit what was done.
+        """Handle a batch, within half of max.poll.interval.ms, and note what was done.
 
         A batch that would outlast the poll interval gets the consumer thrown
         out of the group, and re-fetched and thrown out again: the endless
         rebalance loop of a slow consumer. So the batch is cut short instead,
         the rest is fetched again by the next poll, and later polls ask for
         fewer records until they fit.
+        """
+        started = self._clock()
+        tally = _Tally(started, started + self._batch_budget_s)
+        returned = sum(len(records) for records in batch.values())
+        stop: ServiceFailed | None = None
+        for partition, records in batch.items():
+            if self._client.group_metadata().state == MemberState.UNJOINED:
+                break  # expelled meanwhile: the rest is another member's to process
+            if self._retries.waiting(partition):
+                # A rebalance forgot our pause: the record waited on comes again.
+                self._hold(partition, records[0].offset)
+                continue
+            done, stop = self._handle_records(partition, records, tally)
+            if done:
+                self._offsets.processed(partition, records[done - 1].offset + 1)
+            if stop is not None:
+                break
+            if done < len(records) and partition in self._client.assignment():
+                self._client.seek(partition, records[done].offset)
+        self._duration.observe_many(tally.durations)
+        self._latency.observe_many(tally.latencies)
+        for counter, count in zip(self._consumed, tally.counts, strict=True):
+            counter.inc(count)
+        self._outcomes["ok"].inc(tally.ok)
+        if stop is not None:
+            raise stop
+        self._fit_batch_size(tally.handled, returned, tally.now - started)
+
+    def _handle_records(
+        self, partition: TopicPartition, records: Sequence[ConsumerRecord], tally: _Tally
+    ) -> tuple[int, ServiceFailed | None]:
+        """Hand one partition's records to the handler, in order; how many are done.
 
         This loop runs once per message, so it keeps to what must happen per
         message; timings are collected in lists and go to the histograms
         once per batch.
         """
-        clock = self._clock
-        stopping = self._shutdown.event.is_set
-        sample, work_s = self._sample, self._work_s
-        started = now = clock()
-        deadline = started + self._batch_budget_s
-        durations: list[float] = []
-        latencies: list[float] = []
-        returned = sum(len(records) for records in batch.values())
-        handled = 0
-        counts = [0, 0, 0]  # envelopes, other values, tombstones: as self._consumed
-        for partition, records in batch.items():
-            if self._client.group_metadata().state == MemberState.UNJOINED:
-                break  # expelled meanwhile: the rest is another member's to process
-            done = 0
-            for record in records:
-                # At least one message per poll, so that even a slow one makes progress.
-                if stopping() or (handled and now >= deadline):
-                    break
-                value = record.value
-                envelope = message.envelope_of(value)
-                if envelope is not None:
-                    counts[0] += 1
-                    sent_at = envelope.sent_at.timestamp()
+        clock, stopping = self._clock, self._shutdown.event.is_set
+        handle, work_s = self._handle, self._work_s
+        now, deadline, handled, ok = tally.now, tally.deadline, tally.handled, tally.ok
+        durations, latencies, counts = tally.durations, tally.latencies, tally.counts
+        done = 0
+        stop: ServiceFailed | None = None
+        retrying = self._retries.pending(partition, records[0].offset) is not None
+        for record in records:
+            # At least one message per poll, so that even a slow one makes progress.
+            if stopping() or (handled and now >= deadline):
+                break
+            value = record.value
+            envelope = message.envelope_of(value)
+            if envelope is not None:
+                counts[0] += 1
+                sent_at = envelope.sent_at.timestamp()
+            else:
+                counts[1 if value is not None else 2] += 1
+                # Any other record: latency from its own timestamp, if it has one.
+                sent_at = record.timestamp / 1000 if record.timestamp >= 0 else 0.0
+            if work_s:
+                self._shutdown.wait(work_s)
+            ours = Record(
+                record.topic,
+                record.partition,
+                record.offset,
+                record.timestamp,
+                record.key,
+                value,
+                record.headers,
+            )
+            try:
+                if retrying:
+                    retrying = False
+                    self._retry_pending(partition, ours)
                 else:
-                    counts[1 if value is not None else 2] += 1
-                    # Any other record: latency from its own timestamp, if it has one.
-                    sent_at = record.timestamp / 1000 if record.timestamp >= 0 else 0.0
-                if work_s:
-                    self._shutdown.wait(work_s)
-                if sent_at:
-                    # Clocks differ: a producer ahead of us is not a negative latency.
-                    latency = time.time() - sent_at
-                    latencies.append(latency if latency > 0 else 0.0)
-                if sample():
-                    self._log_received(record, envelope)
-                end = clock()
-                durations.append(end - now)
-                now = end
-                done += 1
-                handled += 1
-            if done:
-                self._offsets.processed(partition, records[done - 1].offset + 1)
-            if done < len(records) and partition in self._client.assignment():
-                self._client.seek(partition, records[done].offset)
-        self._duration.observe_many(durations)
-        self._latency.observe_many(latencies)
-        for counter, count in zip(self._consumed, counts, strict=True):
-            counter.inc(count)
-        self._fit_batch_size(handled, returned, now - started)
+                    handle(ours)
+                    ok += 1
+            except Exception as exc:  # noqa: BLE001  (the user's code: any error is theirs)
+                then = self._failed(partition, ours, exc)
+                if then == _STOP:
+                    stop = self._stopping(partition, ours, exc)
+                if then != _DONE:
+                    break
+            if sent_at:
+                # Clocks differ: a producer ahead of us is not a negative latency.
+                latency = time.time() - sent_at
+                latencies.append(latency if latency > 0 else 0.0)
+            end = clock()
+            durations.append(end - now)
+            now = end
+            done += 1
+            handled += 1
+        tally.now, tally.handled, tally.ok = now, handled, ok
+        return done, stop
+
+    def _retry_pending(self, partition: TopicPartition, record: Record) -> None:
+        """The record a partition waited on, again: the handler, or only its dead letter."""
+        pending = self._retries.pending(partition, record.offset)
+        assert pending is not None
+        if pending.dead_letter_only:
+            assert pending.error is not None
+            self._dead_letter(partition, record, pending)
+        else:
+            self._handle(record)
+            self._outcomes["ok"].inc()
+        self._retries.done(partition)
+
+    def _failed(self, partition: TopicPartition, record: Record, error: BaseException) -> int:
+        """Decide what follows a failure of the handler on *record*: _DONE, _HOLD or _STOP."""
+        if isinstance(error, DeadLetterFailed):
+            # Raised by _retry_pending: the dead letter itself failed again.
+            pending = self._retries.pending(partition, record.offset)
+            assert pending is not None
+            return self._hold_for_dead_letter(partition, record, pending, error)
+        pending = self._retries.failed(partition, record.offset, error)
+        if not self._retries.gives_up(pending):
+            delay = self._retries.wait(partition, pending)
+            self._outcomes["retried"].inc()
+            self._log.warning(
+                events.HANDLER_RETRYING,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                attempt=pending.attempts,
+                until_it_works=isinstance(error, DependencyUnavailable),
+                retry_in_s=round(delay, 2),
+                error=_said(error),
+            )
+            self._hold(partition, record.offset)
+            return _HOLD
+        if self._dead_letters is None:
+            return _STOP
+        try:
+            self._dead_letter(partition, record, pending)
+        except DeadLetterFailed as failed:
+            return self._hold_for_dead_letter(partition, record, pending, failed)
+        self._retries.done(partition)
+        return _DONE
+
+    def _dead_letter(self, partition: TopicPartition, record: Record, pending: Pending) -> None:
+        assert self._dead_letters is not None
+        assert pending.error is not None
+        written = self._dead_letters.write(record, pending.error, pending.attempts)
+        self._outcomes["dead_lettered"].inc()
+        self._log.warning(
+            events.RECORD_DEAD_LETTERED,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            attempts=pending.attempts,
+            error=_said(pending.error),
+            dead_letter_topic=self._dead_letters.topic,
+            dead_letter_partition=written.partition,
+            dead_letter_offset=written.offset,
+        )
+
+    def _hold_for_dead_letter(
+        self, partition: TopicPartition, record: Record, pending: Pending, failed: DeadLetterFailed
+    ) -> int:
+        """Nothing past a record whose dead letter failed is committed: it waits, and is
+        written again when due; the handler is not called again for it."""
+        pending.dead_letter_only = True
+        delay = self._retries.wait(partition, pending)
+        assert self._dead_letters is not None
+        self._log.error(
+            events.DEAD_LETTER_FAILED,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            dead_letter_topic=self._dead_letters.topic,
+            error=str(failed)[:ERROR_CHARS],
+            retry_in_s=round(delay, 2),
+        )
+        self._hold(partition, record.offset)
+        return _HOLD
+
+    def _hold(self, partition: TopicPartition, offset: int) -> None:
+        """Fetch *partition* again from *offset*, once its retry is due."""
+        self._client.seek(partition, offset)
+        self._client.pause(partition)
+
+    def _stopping(
+        self, partition: TopicPartition, record: Record, error: BaseException
+    ) -> ServiceFailed:
+        """No dead-letter topic, and the handler gave up: stop, committing what came before."""
+        self._outcomes["failed"].inc()
+        where = f"{record.topic}[{record.partition}]@{record.offset}"
+        self._health.set_ready(False, f"stopping: the handler failed on {where}")
+        pending = self._retries.pending(partition, record.offset)
+        self._log.error(
+            events.HANDLER_FAILED,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            attempts=pending.attempts if pending else 1,
+            error=_said(error),
+        )
+        return ServiceFailed(
+            "handler_failed",
+            f"the handler gave up on {where} and no CONSUMER_DEAD_LETTER_TOPIC is set; "
+            "everything before it is committed, and it is handled again at the next start",
+        )
 
     def _commit_processed(self) -> None:
         """Commit what was processed, at most once per KAFKA_COMMIT_INTERVAL_MS.
@@ -277,24 +454,6 @@ class ConsumerService:
             # Fast again: grow back towards KAFKA_MAX_POLL_RECORDS.
             self._max_records = min(self._settings.max_poll_records, self._max_records * 2)
 
-    def _log_received(self, record: ConsumerRecord, envelope: message.Envelope | None) -> None:
-        value = record.value
-        fields = {
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "timestamp": shown_timestamp(record.timestamp),
-            "key": shown(record.key),
-            "headers": shown_headers(record.headers),
-            "kind": "envelope" if envelope else "other" if value is not None else "tombstone",
-            "size": None if value is None else len(value),
-            "content": shown(value),
-        }
-        if envelope is not None:
-            fields["seq"] = envelope.seq
-            fields["producer"] = envelope.producer
-        self._log.info(events.MESSAGE_RECEIVED, **fields)
-
     def _on_commit(self, offsets: Offsets, response: object) -> None:
         # Runs on the IO thread.
         error = response if isinstance(response, BaseException) else None
@@ -325,3 +484,26 @@ class ConsumerService:
             # session timeout.
             self._client.close(autocommit=False)
         self._log.info(events.CONSUMER_CLOSED, took_s=round(self._clock() - started, 3))
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What a batch did so far, across its partitions."""
+
+    started: float
+    deadline: float
+    now: float = 0.0
+    handled: int = 0
+    ok: int = 0
+    durations: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    #: Envelopes, other values, tombstones: as ConsumerService._consumed.
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0])
+
+    def __post_init__(self) -> None:
+        self.now = self.started
+
+
+def _said(error: BaseException) -> str:
+    """An exception as a log field: its type and the start of its message."""
+    return f"{exception_type(error)}: {str(error)[:ERROR_CHARS]}"

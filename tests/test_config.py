@@ -248,6 +248,19 @@ MALFORMED = {
     "KAFKA_COMMIT_INTERVAL_MS": ["-1", "100ms"],
     "KAFKA_MAX_POLL_INTERVAL_MS": ["500", "5m"],
     "CONSUMER_SIMULATED_WORK_MS": ["-1", "slow"],
+    "CONSUMER_HANDLER": [
+        "handle",
+        "my handlers:handle",
+        "tests.no_such_module:handle",
+        "tests.handlers:no_such_name",
+        "tests.handlers:NOT_CALLABLE",
+        "tests.handlers:two_arguments",
+        "tests.handlers_broken:handle",
+    ],
+    "CONSUMER_RETRY_ATTEMPTS": ["0", "three"],
+    "CONSUMER_RETRY_BACKOFF_MS": ["0", "1s"],
+    "CONSUMER_RETRY_BACKOFF_MAX_MS": ["0", "1m", "10"],
+    "CONSUMER_DEAD_LETTER_TOPIC": ["dead letters", "t"],
 }
 #: Any text is a valid value for these (Kafka accepts any group or client id,
 #: any SASL user and password); a METRICS_HOST that cannot be bound is refused

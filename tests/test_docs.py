@@ -75,3 +75,9 @@ def test_every_page_of_the_docs_is_linked_from_the_readme() -> None:
 
 def test_the_readme_is_a_front_door() -> None:
     assert len((REPO / "README.md").read_text().splitlines()) <= 220
+
+
+def test_the_handler_example_in_the_docs_is_the_type_checked_file() -> None:
+    page = (REPO / "docs" / "handlers.md").read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```", page, flags=re.M | re.S)
+    assert blocks == [(REPO / "examples" / "orders.py").read_text()]

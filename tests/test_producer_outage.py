@@ -56,7 +56,8 @@ def test_producer_rides_out_a_broker_outage(services: Services, own_broker: OwnB
         timeout=60,
         what="sends resuming after the restart",
     )
-    assert producer.get("/readyz")[0] == 200
+    # Ready again once the answers of the sends the outage held have all come in.
+    services.wait_until(lambda: producer.get("/readyz")[0] == 200, what="ready again")
     assert producer.stop() == 0
 
     assert_every_send_accounted(producer, address, "outage")

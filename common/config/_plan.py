@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import overload
 
@@ -24,6 +25,7 @@ from pydantic_settings import BaseSettings
 from common import eventhubs
 from common.config._env import label
 from common.config._errors import ConfigError
+from common.config._handler import import_handler
 from common.config._kafka_args import (
     ClientArgs,
     ConnectionArgs,
@@ -56,6 +58,8 @@ DEFAULT_MAX_REQUEST_SIZE = 1_048_576
 #: How long send() and partitions_for() wait for metadata or buffer space;
 #: short, so a SIGTERM is never kept waiting.
 MAX_BLOCK_MS = 3_000
+#: A dead letter's delivery timeout beyond its request timeout: room for one retry.
+DEAD_LETTER_DELIVERY_SLACK_MS = 30_000
 
 ASSIGNORS: dict[str, type] = {
     "cooperative-sticky": CooperativeStickyAssignor,
@@ -115,6 +119,10 @@ class ConsumerPlan:
     secrets: tuple[str, ...] = field(repr=False)
     #: Holds the SASL password: kept out of the repr.
     kafka: ConsumerArgs = field(repr=False)
+    #: What CONSUMER_HANDLER names, imported; None: log each record.
+    handler: Callable[..., object] | None = None
+    #: The dead-letter topic's producer, when CONSUMER_DEAD_LETTER_TOPIC is set.
+    dead_letter_kafka: ProducerArgs | None = field(default=None, repr=False)
 
 
 @overload
@@ -136,11 +144,21 @@ def resolve(settings: ProducerSettings | ConsumerSettings) -> ProducerPlan | Con
         problems.missing("group_id")
     consumer = _consumer_args(settings, connection, group_id or "", problems)
     commit_interval_ms = _commit_interval_ms(settings, connection, problems)
+    handler = _handler(settings, problems)
+    dead_letter = _dead_letter_args(settings, topic, connection, problems)
     problems.raise_any()
     assert topic is not None  # a missing topic or group is a problem raised above
     assert group_id is not None
     return ConsumerPlan(
-        settings, topic, group_id, commit_interval_ms, connection, secrets, consumer
+        settings,
+        topic,
+        group_id,
+        commit_interval_ms,
+        connection,
+        secrets,
+        consumer,
+        handler,
+        dead_letter,
     )
 
 
@@ -467,4 +485,46 @@ def _consumer_args(
         "heartbeat_interval_ms": heartbeat_interval_ms,
         "max_poll_records": settings.max_poll_records,
         "max_poll_interval_ms": settings.max_poll_interval_ms,
+    }
+
+
+def _handler(settings: ConsumerSettings, problems: _Problems) -> Callable[..., object] | None:
+    if settings.retry_backoff_max_ms < settings.retry_backoff_ms:
+        problems.add(
+            f"CONSUMER_RETRY_BACKOFF_MAX_MS={settings.retry_backoff_max_ms} is less than "
+            f"CONSUMER_RETRY_BACKOFF_MS ({settings.retry_backoff_ms})"
+        )
+    if settings.handler is None:
+        return None
+    try:
+        return import_handler(settings.handler)
+    except ValueError as exc:
+        problems.add(f"CONSUMER_HANDLER={settings.handler}: {exc}")
+        return None
+
+
+def _dead_letter_args(
+    settings: ConsumerSettings, topic: str | None, connection: Connection, problems: _Problems
+) -> ProducerArgs | None:
+    dead_letter_topic = settings.dead_letter_topic
+    if dead_letter_topic is None:
+        return None
+    if dead_letter_topic == topic:
+        problems.add(
+            f"CONSUMER_DEAD_LETTER_TOPIC={dead_letter_topic} is the topic consumed: its "
+            "records would come back to the handler that gave up on them"
+        )
+    request_timeout_ms = _request_timeout_ms(None, connection)
+    return {
+        **_client_args(connection, request_timeout_ms),
+        # Acknowledged by every in-sync replica before the original is committed.
+        "acks": "all",
+        "enable_idempotence": True,
+        "compression_type": None,
+        "linger_ms": 0,
+        "delivery_timeout_ms": request_timeout_ms + DEAD_LETTER_DELIVERY_SLACK_MS,
+        "max_block_ms": MAX_BLOCK_MS,
+        "max_request_size": (
+            eventhubs.MAX_REQUEST_SIZE if connection.eventhubs else DEFAULT_MAX_REQUEST_SIZE
+        ),
     }

@@ -24,6 +24,7 @@ Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 Tier = Literal["standard", "premium", "dedicated"]
 
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]+$")
+_IMPORT_STRING = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _HOST_PORT = re.compile(r"^\[?[A-Za-z0-9.:_-]+\]?:(\d{1,5})$")
 
 
@@ -311,6 +312,41 @@ class ConsumerSettings(KafkaSettings):
         default=300_000,
         ge=1_000,
     )
+    handler: str | None = env(
+        "CONSUMER_HANDLER",
+        description="Your code for each record, as package.module:name: a function of one "
+        "record, or a factory (of none) of one, or of a context manager that gives one; "
+        "default: log each record (docs/handlers.md)",
+        default=None,
+    )
+    retry_attempts: int = env(
+        "CONSUMER_RETRY_ATTEMPTS",
+        description="Calls of the handler for one record before it is given up on "
+        "(1: no retry); DependencyUnavailable is retried until it works",
+        default=3,
+        ge=1,
+    )
+    retry_backoff_ms: int = env(
+        "CONSUMER_RETRY_BACKOFF_MS",
+        description="Wait before a record's first retry; doubled for each one after, "
+        "with a little jitter; its partition is paused meanwhile",
+        default=1_000,
+        ge=1,
+    )
+    retry_backoff_max_ms: int = env(
+        "CONSUMER_RETRY_BACKOFF_MAX_MS",
+        description="Longest wait between two tries of one record",
+        default=30_000,
+        ge=1,
+    )
+    dead_letter_topic: str | None = env(
+        "CONSUMER_DEAD_LETTER_TOPIC",
+        description="Topic (event hub) for records the handler gave up on, with headers "
+        "saying why; it must exist. Unset: the consumer stops on such a record (exit 1)",
+        default=None,
+        min_length=1,
+        max_length=249,
+    )
     simulated_work_ms: float = env(
         "CONSUMER_SIMULATED_WORK_MS",
         description="Pretend work per message, in milliseconds, to watch slow processing, "
@@ -318,6 +354,18 @@ class ConsumerSettings(KafkaSettings):
         default=0.0,
         ge=0,
     )
+
+    @field_validator("handler")
+    @classmethod
+    def _check_handler(cls, value: str | None) -> str | None:
+        if value is not None and not _IMPORT_STRING.match(value):
+            raise ValueError("is not package.module:name (for example myapp.handlers:handle)")
+        return value
+
+    @field_validator("dead_letter_topic")
+    @classmethod
+    def _check_dead_letter_topic(cls, value: str | None) -> str | None:
+        return KafkaSettings._check_topic(value)
 
     @field_validator("assignment_strategy", mode="before")
     @classmethod

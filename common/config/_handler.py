@@ -1,0 +1,58 @@
+"""``CONSUMER_HANDLER``: the user's code, imported once at start, as uvicorn imports ``module:app``.
+
+Importing it here, while the settings are resolved, makes a misspelt module,
+a missing name or a handler of the wrong shape one line and exit 2 before
+anything connects, like any other bad setting. What the handler does with
+a record is the consumer's business (``consumer/handler.py``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+
+
+def import_handler(spec: str) -> Callable[..., object]:
+    """The callable *spec* (``package.module:name``) names; ValueError saying why not.
+
+    It must take one argument (the handler) or none (a factory of one, or of
+    a context manager that gives one). The user's module may fail in any way
+    as it is imported; that is said in one line, never as a traceback.
+    """
+    module_name, _, attribute = spec.partition(":")
+    try:
+        found: object = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ValueError(
+                f"no module named {exc.name!r} (is its folder on PYTHONPATH?)"
+            ) from None
+        raise ValueError(f"importing {module_name} failed: {_said(exc)}") from None
+    except Exception as exc:  # noqa: BLE001  (the user's module: any error is theirs)
+        raise ValueError(f"importing {module_name} failed: {_said(exc)}") from None
+    for name in attribute.split("."):
+        try:
+            found = getattr(found, name)
+        except AttributeError:
+            raise ValueError(f"{module_name} has no {attribute!r}") from None
+    if not callable(found):
+        raise ValueError(f"{attribute} is not callable (it is a {type(found).__name__} value)")
+    try:
+        signature = inspect.signature(found)
+    except ValueError:
+        return found  # a builtin: it says itself what it takes when called
+    for arguments in ((None,), ()):
+        try:
+            signature.bind(*arguments)
+        except TypeError:
+            continue
+        return found
+    raise ValueError(
+        f"{attribute} takes {signature}: a handler takes one record, a factory nothing"
+    )
+
+
+def _said(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,161 @@
+"""The dead-letter topic: where a record goes once the handler has given up on it.
+
+Event Hubs has no dead-letter queue on its Kafka endpoint, so this is a
+topic (an event hub) of the user's, which must exist: it is checked at
+start and never created. A record is written there with its own key, value
+and headers, plus headers that say where it came from and why it failed, as
+text, so that kcat and Kafka's console consumer show them. The broker must
+acknowledge it (acks=all) before the original's offset may be committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from kafka.errors import KafkaError
+
+from common import kafka_compat
+from common.failure import ServiceFailed
+from consumer.handler import Record
+
+#: The headers a dead letter carries, beside the original's own. The meaning of
+#: Spring Kafka's ``kafka_dlt-*`` headers, written as text.
+ORIGINAL_TOPIC = "dlt.original.topic"
+ORIGINAL_PARTITION = "dlt.original.partition"
+ORIGINAL_OFFSET = "dlt.original.offset"
+ORIGINAL_TIMESTAMP = "dlt.original.timestamp"
+CONSUMER_GROUP = "dlt.original.consumer.group"
+EXCEPTION_TYPE = "dlt.exception.type"
+EXCEPTION_MESSAGE = "dlt.exception.message"
+ATTEMPTS = "dlt.attempts"
+#: Ours, replaced on each write: a replayed record that fails again is not named twice.
+OURS = (
+    ORIGINAL_TOPIC,
+    ORIGINAL_PARTITION,
+    ORIGINAL_OFFSET,
+    ORIGINAL_TIMESTAMP,
+    CONSUMER_GROUP,
+    EXCEPTION_TYPE,
+    EXCEPTION_MESSAGE,
+    ATTEMPTS,
+)
+#: Characters of the exception's message kept: enough to read, bounded.
+MESSAGE_CHARS = 1_000
+
+
+class DeadLetterFailed(Exception):
+    """The dead-letter topic did not take the record; it will be tried again."""
+
+
+class Written(Protocol):
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+class Answer(Protocol):
+    def get(self, timeout: float | None = None) -> Written: ...
+
+
+class DeadLetterClient(Protocol):
+    """``kafka.KafkaProducer``, as far as dead letters use it."""
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> Answer: ...
+    def partitions_for(self, topic: str) -> set[int] | None: ...
+    def close(self, timeout: float | None = None) -> None: ...
+    def metrics(self) -> Mapping[str, Mapping[str, float]]: ...
+
+
+def exception_type(error: BaseException) -> str:
+    """``module.Name``, or just ``Name`` for a builtin: what the headers and logs say."""
+    kind = type(error)
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+def headers_for(
+    record: Record, group_id: str, error: BaseException, attempts: int
+) -> list[tuple[str, bytes]]:
+    """The original's headers (ours from an earlier dead-lettering dropped), then ours."""
+    kept = [(name, value or b"") for name, value in record.headers if name not in OURS]
+    ours = {
+        ORIGINAL_TOPIC: record.topic,
+        ORIGINAL_PARTITION: str(record.partition),
+        ORIGINAL_OFFSET: str(record.offset),
+        ORIGINAL_TIMESTAMP: str(record.timestamp),
+        CONSUMER_GROUP: group_id,
+        EXCEPTION_TYPE: exception_type(error),
+        EXCEPTION_MESSAGE: str(error)[:MESSAGE_CHARS],
+        ATTEMPTS: str(attempts),
+    }
+    return kept + [(name, value.encode()) for name, value in ours.items()]
+
+
+class DeadLetters:
+    """Writes records to the dead-letter topic, one at a time, each acknowledged."""
+
+    def __init__(
+        self,
+        topic: str,
+        group_id: str,
+        connect: Callable[[], DeadLetterClient | None],
+        timeout_s: float,
+    ) -> None:
+        self.topic = topic
+        self._group_id = group_id
+        self._connect = connect
+        self._timeout_s = timeout_s
+        self._client: DeadLetterClient | None = None
+
+    def start(self) -> None:
+        """Connect, and refuse to start when the topic does not exist."""
+        client = self._client_now()
+        try:
+            partitions = client.partitions_for(self.topic)
+        except KafkaError:
+            partitions = None
+        if not partitions:
+            raise ServiceFailed(
+                "dead_letter_topic_missing",
+                f"CONSUMER_DEAD_LETTER_TOPIC={self.topic} does not exist (or this identity "
+                "may not see it); create it (on Event Hubs, a second event hub): it is "
+                "never created for you",
+            )
+
+    def write(self, record: Record, error: BaseException, attempts: int) -> Written:
+        """Write *record* and wait for the broker's acknowledgement; DeadLetterFailed if not."""
+        client = self._client_now()
+        try:
+            answer = client.send(
+                self.topic,
+                value=record.value,
+                key=record.key,
+                headers=headers_for(record, self._group_id, error, attempts),
+            )
+            return answer.get(timeout=self._timeout_s)
+        except KafkaError as exc:
+            if kafka_compat.in_fatal_state(client):
+                # kafka-python fails every later send of this client: start afresh.
+                self.close()
+            raise DeadLetterFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            client.close(timeout=self._timeout_s)
+
+    def _client_now(self) -> DeadLetterClient:
+        if self._client is None:
+            client = self._connect()
+            if client is None:
+                raise DeadLetterFailed("stopped before the dead-letter client could connect")
+            self._client = client
+        return self._client

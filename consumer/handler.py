@@ -1,0 +1,156 @@
+"""Your code for each record: the consumer's one seam, named by ``CONSUMER_HANDLER``.
+
+A handler is called once per record, on the polling thread, in offset order
+within each partition. It gets a :class:`Record` of ours, never kafka-python's
+type, and its return value is ignored. What it raises decides what happens:
+
+- nothing: the record is done, and its offset will be committed;
+- :class:`RecordRefused`: this record can never be processed (a value the
+  schema refuses, a poison message); no retry, it is dead-lettered at once;
+- :class:`DependencyUnavailable`: something the handler needs is down (a
+  database restarting); the record is retried with backoff until it works,
+  its partition paused meanwhile, never dead-lettered;
+- any other exception: retried up to ``CONSUMER_RETRY_ATTEMPTS`` times with
+  backoff, then dead-lettered (``CONSUMER_DEAD_LETTER_TOPIC``) or, without a
+  dead-letter topic, the consumer stops with exit status 1.
+
+``CONSUMER_HANDLER=package.module:name`` names either the handler (a callable
+of one argument) or a callable of none that is called once at start and
+returns the handler, or a context manager whose ``__enter__`` gives the
+handler and whose ``__exit__`` runs at stop: the place for a connection pool.
+docs/handlers.md has a typed example.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
+
+import structlog
+
+from common import events, message
+from common.logging import Sampler
+from consumer.records import shown, shown_headers, shown_timestamp
+
+
+class Record(NamedTuple):
+    """One record as your handler gets it.
+
+    A tuple, so that building one per record costs next to nothing.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    #: Milliseconds since the epoch, as the producer or broker set it; -1 when none.
+    timestamp: int
+    key: bytes | None
+    #: None for a tombstone (a record with no value).
+    value: bytes | None
+    #: In order, repeats kept, as Kafka carries them.
+    headers: Sequence[tuple[str, bytes | None]]
+
+
+#: What ``CONSUMER_HANDLER`` names, or what its factory gives: called once per record.
+Handler = Callable[[Record], object]
+
+
+class RecordRefused(Exception):
+    """Raise it for a record no retry can fix: it is dead-lettered at once."""
+
+
+class DependencyUnavailable(Exception):
+    """Raise it when something the handler needs is down: retried until it works.
+
+    The record's partition is paused between tries (the group keeps the
+    consumer), and the record is never dead-lettered for it: an outage of a
+    minute must not send a minute of records to the dead-letter topic.
+    """
+
+
+@contextlib.contextmanager
+def opened(named: Callable[..., object] | None, log_every: int, group_id: str) -> Iterator[Handler]:
+    """The handler *named* by ``CONSUMER_HANDLER``, open for the life of the consumer.
+
+    None: the default, :class:`LogRecords`. What it opens is closed on the
+    way out, whatever ends the consumer.
+    """
+    if named is None:
+        yield LogRecords(log_every, group_id)
+        return
+    if takes_a_record(named):
+        yield named
+        return
+    made = named()
+    if isinstance(made, contextlib.AbstractContextManager):
+        with made as handler:
+            yield _checked(handler)
+    else:
+        yield _checked(made)
+
+
+def takes_a_record(named: Callable[..., object]) -> bool:
+    """Whether *named* is a handler itself (one argument), not a factory (none)."""
+    try:
+        inspect.signature(named).bind(None)
+    except TypeError:
+        return False
+    except ValueError:
+        return True  # a builtin without a signature: taken as a handler
+    return True
+
+
+class HandlerInvalid(Exception):
+    """What ``CONSUMER_HANDLER``'s factory gave is not a handler."""
+
+
+def _checked(handler: object) -> Handler:
+    if not callable(handler) or not takes_a_record(handler):
+        raise HandlerInvalid(
+            f"CONSUMER_HANDLER's factory gave {type(handler).__name__}, not a callable "
+            "that takes one record"
+        )
+    return handler
+
+
+class LogRecords:
+    """The default handler: logs each record (one in ``LOG_MESSAGE_EVERY``) as
+    ``message.received``, whoever produced it: the walkthrough's ``ConsumeClaim``."""
+
+    def __init__(self, every: int, group_id: str) -> None:
+        self._sample = Sampler(every)
+        self._log = structlog.get_logger().bind(group_id=group_id)
+
+    def __call__(self, record: Record) -> None:
+        if not self._sample():
+            return
+        value = record.value
+        envelope = message.envelope_of(value)
+        fields: dict[str, object] = {
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "timestamp": shown_timestamp(record.timestamp),
+            "key": shown(record.key),
+            "headers": shown_headers(record.headers),
+            "kind": "envelope" if envelope else "other" if value is not None else "tombstone",
+            "size": None if value is None else len(value),
+            "content": shown(value),
+        }
+        if envelope is not None:
+            fields["seq"] = envelope.seq
+            fields["producer"] = envelope.producer
+        self._log.info(events.MESSAGE_RECEIVED, **fields)
+
+
+__all__ = [
+    "DependencyUnavailable",
+    "Handler",
+    "HandlerInvalid",
+    "LogRecords",
+    "Record",
+    "RecordRefused",
+    "opened",
+]

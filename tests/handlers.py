@@ -1,0 +1,79 @@
+"""Handlers the tests name in CONSUMER_HANDLER, as a user's own module would hold them.
+
+Each logs ``test.handled`` for a record it is done with (our handlers have no
+other output), so a test can count what was handled, once or twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import structlog
+
+from consumer.handler import DependencyUnavailable, Handler, Record, RecordRefused
+
+_log = structlog.get_logger()
+
+
+def _handled(record: Record) -> None:
+    _log.info(
+        "test.handled",
+        partition=record.partition,
+        offset=record.offset,
+        value=(record.value or b"").decode(errors="replace"),
+    )
+
+
+def refuse_poison(record: Record) -> None:
+    """Refuses any value that starts with "poison"; handles the rest."""
+    if (record.value or b"").startswith(b"poison"):
+        raise RecordRefused("the value is poison")
+    _handled(record)
+
+
+def fail_poison(record: Record) -> None:
+    """Fails on any value that starts with "poison", every time, with an ordinary error."""
+    if (record.value or b"").startswith(b"poison"):
+        raise ValueError("cannot parse poison")
+    _handled(record)
+
+
+def flaky() -> Handler:
+    """A factory: the first FLAKY_FAILURES calls fail, then every call works."""
+    left = int(os.environ.get("FLAKY_FAILURES", "2"))
+
+    def handle(record: Record) -> None:
+        nonlocal left
+        if left > 0:
+            left -= 1
+            raise ConnectionError("the database did not answer")
+        _handled(record)
+
+    return handle
+
+
+def waits_for_flag(record: Record) -> None:
+    """DependencyUnavailable while the file DEPENDENCY_FLAG does not exist."""
+    if not Path(os.environ["DEPENDENCY_FLAG"]).exists():
+        raise DependencyUnavailable("the database is restarting")
+    _handled(record)
+
+
+@contextlib.contextmanager
+def with_resources() -> Iterator[Handler]:
+    """A lifespan: says when it opens and closes, as a pool would."""
+    _log.info("test.opened")
+    try:
+        yield _handled
+    finally:
+        _log.info("test.closed")
+
+
+def two_arguments(record: Record, other: object) -> None:
+    """Not a handler: takes two."""
+
+
+NOT_CALLABLE = 42

@@ -1,0 +1,67 @@
+"""CONSUMER_HANDLER names a function, a factory of one, or a context manager that opens
+resources once at start and closes them at stop, whatever ends the consumer."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+
+from consumer.handler import HandlerInvalid, LogRecords, Record, opened
+
+RECORD = Record("t", 0, 0, -1, None, b"v", ())
+
+
+def handle(record: Record) -> None:
+    pass
+
+
+def test_a_function_of_one_record_is_the_handler() -> None:
+    with opened(handle, 1, "g") as handler:
+        assert handler is handle
+
+
+def test_no_handler_named_logs_each_record() -> None:
+    with opened(None, 1, "g") as handler:
+        assert isinstance(handler, LogRecords)
+
+
+def test_a_factory_is_called_once_at_start() -> None:
+    made: list[int] = []
+
+    def factory() -> object:
+        made.append(1)
+        return handle
+
+    with opened(factory, 1, "g") as handler:
+        handler(RECORD)
+        handler(RECORD)
+    assert made == [1]
+
+
+def test_a_context_manager_is_open_while_the_consumer_runs_and_closed_on_a_failure() -> None:
+    states: list[str] = []
+
+    @contextlib.contextmanager
+    def pool() -> Iterator[object]:
+        states.append("opened")
+        try:
+            yield handle
+        finally:
+            states.append("closed")
+
+    def consumer_fails() -> None:
+        with opened(pool, 1, "g"):
+            assert states == ["opened"]
+            raise RuntimeError("the consumer failed")
+
+    with pytest.raises(RuntimeError):
+        consumer_fails()
+    assert states == ["opened", "closed"]
+
+
+def test_a_factory_that_gives_no_handler_is_refused() -> None:
+    refused = opened(lambda: 42, 1, "g")
+    with pytest.raises(HandlerInvalid, match="not a callable that takes one record"):
+        refused.__enter__()
