@@ -49,7 +49,7 @@ SERVICE_FAILED = _event(
     "reason is one of authentication_failed, authorization_failed, tls_verification_failed, "
     "credential_unavailable, metrics_port_unavailable, unsupported_codec, "
     "compression_refused, invalid_client_settings, handler_failed, handler_unavailable, "
-    "dead_letter_topic_missing",
+    "dead_letter_topic_missing, broker_unavailable (replay)",
 )
 SERVICE_STOPPED = _event("service.stopped", "info", "signal", "stopped cleanly on a signal")
 TLS_VERIFICATION_DISABLED = _event(
@@ -193,6 +193,35 @@ HANDLER_FAILED = _event(
     "topic partition offset attempts error group_id",
     "the handler gave up on a record and no dead-letter topic is set: the consumer commits "
     "what came before it and stops (service.failed reason=handler_failed, exit 1)",
+)
+
+# python -m consumer replay.
+REPLAY_STARTED = _event(
+    "replay.started",
+    "info",
+    "dead_letter_topic dead_letters",
+    "a replay reads the dead-letter topic up to the dead_letters it holds now",
+)
+RECORD_REPLAYED = _event(
+    "record.replayed",
+    "info",
+    "dead_letter_partition dead_letter_offset topic original_partition original_offset "
+    "partition offset",
+    "a dead letter written back to its original topic, acknowledged; partition and offset "
+    "are where it was written",
+)
+RECORD_REPLAY_FAILED = _event(
+    "record.replay_failed",
+    "error",
+    "dead_letter_partition dead_letter_offset topic error",
+    "a dead letter its original topic did not take; counted as failed, the replay goes on",
+)
+REPLAY_FINISHED = _event(
+    "replay.finished",
+    "info",
+    "read replayed skipped failed took_s",
+    "every dead letter read is replayed, skipped by the filters, or failed; exit status 0 "
+    "only when none failed",
 )
 GROUP_PROTOCOL_MISMATCH = _event(
     "group.protocol_mismatch",

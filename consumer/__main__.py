@@ -11,6 +11,7 @@ from common.config import ConsumerPlan, ConsumerSettings, resolve
 from common.failure import ServiceFailed
 from common.health import Health
 from common.shutdown import Shutdown
+from consumer import replay
 from consumer.client import ConsumerClient
 from consumer.dead_letter import DeadLetterClient, DeadLetters
 from consumer.handler import Handler, opened
@@ -64,6 +65,8 @@ def _dead_letters(plan: ConsumerPlan, health: Health, shutdown: Shutdown) -> Dea
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["replay"]:
+        return replay.main(sys.argv[2:])
     return runner.main("consumer", ConsumerSettings, resolve, DESCRIPTION, run)
 
 

@@ -77,3 +77,8 @@ def two_arguments(record: Record, other: object) -> None:
 
 
 NOT_CALLABLE = 42
+
+
+def handle_all(record: Record) -> None:
+    """The fixed handler: takes every record, poison too."""
+    _handled(record)

@@ -2,11 +2,12 @@
 failure is handled exactly once; a permanent one goes to the dead-letter topic with every
 header, read back by Kafka's own console consumer; a dead letter the broker refuses loses
 nothing; a missing dead-letter topic is refused at start; without one the consumer stops
-on the record, and a restart stops on it again."""
+on the record, and a restart stops on it again; replay puts fixed records back."""
 
 from __future__ import annotations
 
 import signal
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
-from tests.clients import CONSOLE_CONSUMER, CONSOLE_PRODUCER, java, kcat
+from tests.clients import CONSOLE_CONSUMER, CONSOLE_PRODUCER, java, kcat, read_all
 from tests.conftest import Cluster, EventHubsFront, Services, eventhubs_env
 
 HANDLER_SETTINGS = {
@@ -301,3 +302,53 @@ def test_the_walkthrough_variables_through_the_event_hubs_front(
         "poison",
         "consumer.handler.RecordRefused",
     )
+
+
+def test_replay_puts_the_dead_letters_back_and_the_fixed_handler_takes_them(
+    services: Services, topics: Topics
+) -> None:
+    kafka = services.kafka
+    topic, dead = topics.create(), topics.create()
+    kcat(kafka.bootstrap_servers, "-P", "-t", topic, "-K:", "-H", "trace=t1",
+         stdin=b"k1:a\nk2:poison one\nk3:b\nk4:poison two\n")  # fmt: skip
+    settings = {
+        "KAFKA_TOPIC": topic,
+        "KAFKA_GROUP_ID": f"g-{topic}",
+        "CONSUMER_DEAD_LETTER_TOPIC": dead,
+        **HANDLER_SETTINGS,
+    }
+    broken = services.start("consumer", CONSUMER_HANDLER="tests.handlers:refuse_poison", **settings)
+    services.wait_until(lambda: len(broken.events("record.dead_lettered")) == 2, what="2 letters")
+    assert broken.stop() == 0
+
+    fixed = services.start("consumer", CONSUMER_HANDLER="tests.handlers:handle_all", **settings)
+    # A filter that matches nothing replays nothing, and says so.
+    none = services.start_command(
+        "replay", [sys.executable, "-m", "consumer", "replay", "--partition", "7"],
+        env={**services.base_env, **settings},
+    )  # fmt: skip
+    assert none.process.wait(timeout=60) == 0
+    none.collect()
+    (finished,) = none.events("replay.finished")
+    assert (finished["read"], finished["replayed"], finished["skipped"]) == (2, 0, 2)
+
+    replay = services.start_command(
+        "replay", [sys.executable, "-m", "consumer", "replay", "--exception", "RecordRefused",
+                   "--from-offset", "3"],
+        env={**services.base_env, **settings},
+    )  # fmt: skip
+    assert replay.process.wait(timeout=60) == 0
+    replay.collect()
+    (finished,) = replay.events("replay.finished")
+    assert (finished["read"], finished["replayed"], finished["failed"]) == (2, 1, 0)
+    (replayed,) = replay.events("record.replayed")
+    assert (replayed["topic"], replayed["original_offset"], replayed["offset"]) == (topic, 3, 4)
+
+    services.wait_until(lambda: "poison two" in _handled(fixed), what="the replayed record handled")
+    assert fixed.stop() == 0
+    again = next(e for e in fixed.events("test.handled") if e["value"] == "poison two")
+    assert again["offset"] == 4
+    # Back with its own key and header, without the dead letter's.
+    (record,) = [r for r in read_all(kafka.bootstrap_servers, topic) if r["offset"] == 4]
+    assert record["key"] == "k4"
+    assert record["headers"] == ["trace", "t1"]
