@@ -28,6 +28,7 @@ from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.health import Health
 from common.shutdown import Shutdown
 from consumer import metrics
+from consumer.handler import LogRecords, Record
 from consumer.service import ConsumerService
 
 #: Records fetched once and processed again each round.
@@ -61,14 +62,16 @@ def _fetch(plan: ConsumerPlan, count: int) -> tuple[Any, list[dict[Any, list[Any
     return client, batches
 
 
-def _consumer_steps(values: list[bytes | None]) -> dict[str, float]:
+def _consumer_steps(records: list[Any]) -> dict[str, float]:
     """Microseconds per message of each step of the consumer's loop, alone, on *values*.
 
     The steps of ``ConsumerService._process_batch`` as it does them, so the
     docs/performance.md can say where a consumed message's time goes.
     """
+    values = [r.value for r in records]
     count = len(values)
     envelopes = [message.envelope_of(v) for v in values]
+    default = LogRecords(0, "bench")
     clock = time.perf_counter
 
     def timed(step: Callable[[], object]) -> float:
@@ -95,6 +98,11 @@ def _consumer_steps(values: list[bytes | None]) -> dict[str, float]:
             durations.append(end - now)
             now = end
 
+    def handler() -> None:
+        # Our Record, built as the loop builds it, and the default handler's call.
+        for r in records:
+            default(Record(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, r.headers))
+
     figures = [0.004] * count
     histograms = metrics.PROCESS_DURATION.labels("bench-hotpath")
 
@@ -108,6 +116,7 @@ def _consumer_steps(values: list[bytes | None]) -> dict[str, float]:
         "latency_us": timed(latency),
         "duration_us": timed(duration),
         "histograms_us": timed(observe),
+        "handler_us": timed(handler),
     }
 
 
@@ -146,6 +155,7 @@ def hotpath_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, A
         "step_latency_us": [],
         "step_duration_us": [],
         "step_histograms_us": [],
+        "step_handler_us": [],
     }
     with fresh_topic(bootstrap, "hotpath") as topic:
         prefill(bootstrap, topic, max(1_000, int(RECORDS * scale)))
@@ -171,8 +181,8 @@ def hotpath_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, A
                     # The loop itself, as the service runs it between two polls.
                     service._process_batch(batch)
                 runs["consumer_batch_us"].append((time.perf_counter() - started) / records * 1e6)
-                values = [r.value for batch in batches for rs in batch.values() for r in rs]
-                for step, figure in _consumer_steps(values).items():
+                fetched = [r for batch in batches for rs in batch.values() for r in rs]
+                for step, figure in _consumer_steps(fetched).items():
                     runs[f"step_{step}"].append(figure)
             # Nothing more to fetch: the polls below only carry the commits.
             client.pause(*client.assignment())

@@ -109,7 +109,11 @@ COMMIT_INTERVAL_S = 0.1
 def _consumer_profile(consumer: dict[str, Any], hotpath: dict[str, Any]) -> list[str]:
     """Our consumer's time per message, step by step, against bare kafka-python's."""
     per_message = {c: 1e6 / consumer[c]["messages_per_s"]["median"] for c in ("bare", "ours")}
-    steps = {k: hotpath[f"step_{k}_us"]["median"] for k in ("decode", "latency", "duration")}
+    steps = {
+        k: hotpath[f"step_{k}_us"]["median"]
+        for k in ("decode", "latency", "duration", "handler")
+        if f"step_{k}_us" in hotpath  # runs before the handler existed have no such step
+    }
     histograms = hotpath["step_histograms_us"]["median"]
     loop_rest = hotpath["consumer_batch_us"]["median"] - sum(steps.values()) - histograms
     commits = (
@@ -122,8 +126,12 @@ def _consumer_profile(consumer: dict[str, Any], hotpath: dict[str, Any]) -> list
         ("decode and check the envelope (msgspec)", steps["decode"]),
         ("end-to-end latency: read its timestamp, read the clock", steps["latency"]),
         ("processing time: read the clock", steps["duration"]),
+        (
+            "the handler: build our Record, call the default handler (sampling off)",
+            steps.get("handler", 0.0),
+        ),
         ("two histogram updates per poll of 500", histograms),
-        ("the rest of the loop: counts, log sampling, stop and deadline checks", loop_rest),
+        ("the rest of the loop: counts, retries, stop and deadline checks", loop_rest),
         ("offset commits, one per 100 ms (kafka-python's CPU)", commits),
     ]
     accounted = sum(value for _, value in rows)

@@ -194,6 +194,31 @@ def force_close(producer: object) -> None:
         stop()
 
 
+# --- Paused partitions ------------------------------------------------------------
+
+
+def unblock_parked_fetches(consumer: object) -> None:
+    """Let a resumed partition's parked records come back, so it is fetched again.
+
+    For: kafka-python 3.0.12, whose fetcher parks what it fetched for a
+    paused partition (KAFKA-7548) and brings it back on resume only while
+    no other partition's records are next in line (``_next_partition_records
+    is None``); but a next-in-line that was read to its end is left in place,
+    empty, not None. Without it: after a partition was paused and resumed
+    (a handler's retry), once a rebalance had passed, the consumer never
+    fetched it again, nor any other parked partition: polls returned nothing
+    for ever with records waiting. Upstream: none filed that we found;
+    dpkp/kafka-python#2981 brought the parking. How: sets the private
+    ``_fetcher._next_partition_records`` to None when it is empty; called
+    before each poll. tests/test_dead_letters.py's rebalance test stalls
+    without it.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    next_in_line = getattr(fetcher, "_next_partition_records", None)
+    if next_in_line is not None and not next_in_line:
+        fetcher._next_partition_records = None  # type: ignore[union-attr]
+
+
 # --- Log lines kafka-python writes and we say better, or not at all ---------------
 
 #: kafka-python's per-answer warning while throttled; common/throttle.py says it once.

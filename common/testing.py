@@ -181,7 +181,7 @@ class FakeConsumer:
     seeks: list[tuple[Partition, int]] = field(default_factory=list)
     commits: list[dict[Partition, int]] = field(default_factory=list)
     #: Partitions paused now; a paused partition's records are held back from polls.
-    paused: set[Partition] = field(default_factory=set)
+    pausing: set[Partition] = field(default_factory=set)
     closed: bool = False
     membership: Membership = field(default_factory=Membership)
 
@@ -196,7 +196,7 @@ class FakeConsumer:
             return {}
         batch = self.polls.pop(0)
         self.assigned |= set(batch)
-        return {tp: records for tp, records in batch.items() if tp not in self.paused}
+        return {tp: records for tp, records in batch.items() if tp not in self.pausing}
 
     def assignment(self) -> Collection[Partition]:
         return set(self.assigned)
@@ -214,10 +214,13 @@ class FakeConsumer:
         self.seeks.append((partition, offset))
 
     def pause(self, *partitions: Partition) -> None:
-        self.paused.update(partitions)
+        self.pausing.update(partitions)
 
     def resume(self, *partitions: Partition) -> None:
-        self.paused.difference_update(partitions)
+        self.pausing.difference_update(partitions)
+
+    def paused(self) -> set[Partition]:
+        return set(self.pausing)
 
     def highwater(self, partition: Partition) -> int | None:
         return None
@@ -271,13 +274,13 @@ class LogConsumer(FakeConsumer):
         batch: dict[Partition, Sequence[ConsumerRecord]] = {}
         for tp, log in self.logs.items():
             start = self.positions.get(tp, 0)
-            if tp in self.paused or start >= len(log) or not left:
+            if tp in self.pausing or start >= len(log) or not left:
                 continue
             batch[tp] = log[start : start + left]
             left -= len(batch[tp])
             self.positions[tp] = start + len(batch[tp])
         if not batch:
-            if self.paused:
+            if self.pausing:
                 if self.clock is not None:
                     self.clock.advance(timeout_ms / 1000)
             else:

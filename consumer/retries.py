@@ -99,6 +99,11 @@ class Retries:
         self._paused.difference_update(ready)
         return ready
 
+    @property
+    def holding(self) -> set[TopicPartition]:
+        """The partitions this consumer paused and has not resumed yet."""
+        return self._paused
+
     def done(self, partition: TopicPartition) -> None:
         """The pending record went through (handled, or dead-lettered)."""
         self._pending.pop(partition, None)

@@ -28,7 +28,7 @@ import structlog
 from kafka.errors import InconsistentGroupProtocolError, KafkaError, UnsupportedCodecError
 from kafka.structs import MemberState
 
-from common import events, message
+from common import events, kafka_compat, message
 from common.backoff import Backoff
 from common.config import ConsumerPlan
 from common.failure import ServiceFailed
@@ -135,6 +135,7 @@ class ConsumerService:
         due = self._retries.due()
         if due:
             self._client.resume(*due)
+        kafka_compat.unblock_parked_fetches(self._client)
         try:
             batch = self._client.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self._max_records)
         except UnsupportedCodecError as exc:
@@ -156,6 +157,11 @@ class ConsumerService:
         else:
             self._health.set_ready(state != MemberState.UNJOINED, "not a member of the group")
         self._retries.keep_only(self._client.assignment())
+        # kafka-python keeps a partition's pause across a rebalance that gives it back,
+        # while a retry waiting on it was forgotten with the revocation: resume it.
+        stray = set(self._client.paused()) - self._retries.holding
+        if stray:
+            self._client.resume(*stray)
         if batch:
             self._process_batch(batch)
         self._commit_processed()
@@ -231,6 +237,7 @@ class ConsumerService:
             if self._retries.waiting(partition):
                 # A rebalance forgot our pause: the record waited on comes again.
                 self._hold(partition, records[0].offset)
+                tally.held += len(records)
                 continue
             done, stop = self._handle_records(partition, records, tally)
             if done:
@@ -246,7 +253,7 @@ class ConsumerService:
         self._outcomes["ok"].inc(tally.ok)
         if stop is not None:
             raise stop
-        self._fit_batch_size(tally.handled, returned, tally.now - started)
+        self._fit_batch_size(tally.handled, returned - tally.held, tally.now - started)
 
     def _handle_records(
         self, partition: TopicPartition, records: Sequence[ConsumerRecord], tally: _Tally
@@ -300,6 +307,8 @@ class ConsumerService:
                 if then == _STOP:
                     stop = self._stopping(partition, ours, exc)
                 if then != _DONE:
+                    # Held back for the retry, not for lack of time.
+                    tally.held += len(records) - done
                     break
             if sent_at:
                 # Clocks differ: a producer ahead of us is not a negative latency.
@@ -495,6 +504,8 @@ class _Tally:
     now: float = 0.0
     handled: int = 0
     ok: int = 0
+    #: Records held back behind one that waits for a retry.
+    held: int = 0
     durations: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     #: Envelopes, other values, tombstones: as ConsumerService._consumed.

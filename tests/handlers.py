@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,4 +82,11 @@ NOT_CALLABLE = 42
 
 def handle_all(record: Record) -> None:
     """The fixed handler: takes every record, poison too."""
+    _handled(record)
+
+
+def slow(record: Record) -> None:
+    """Takes SLOW_S seconds per record, saying when it starts one."""
+    _log.info("test.started", partition=record.partition, offset=record.offset)
+    time.sleep(float(os.environ.get("SLOW_S", "2")))
     _handled(record)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -352,3 +353,74 @@ def test_replay_puts_the_dead_letters_back_and_the_fixed_handler_takes_them(
     (record,) = [r for r in read_all(kafka.bootstrap_servers, topic) if r["offset"] == 4]
     assert record["key"] == "k4"
     assert record["headers"] == ["trace", "t1"]
+
+
+def test_a_rebalance_while_waiting_for_a_dependency_keeps_at_least_once(
+    services: Services, topics: Topics, tmp_path: Path
+) -> None:
+    kafka = services.kafka
+    topic = topics.create(partitions=4)
+    for p in range(4):
+        kcat(
+            kafka.bootstrap_servers,
+            "-P",
+            "-t",
+            topic,
+            "-p",
+            str(p),
+            stdin=f"p{p}-a\np{p}-b\n".encode(),
+        )
+    flag = tmp_path / "database-up"
+    group = f"g-{topic}"
+    settings = {
+        "KAFKA_TOPIC": topic,
+        "KAFKA_GROUP_ID": group,
+        "CONSUMER_HANDLER": "tests.handlers:waits_for_flag",
+        "DEPENDENCY_FLAG": str(flag),
+        **HANDLER_SETTINGS,
+    }
+    first = services.start("consumer", **settings)
+    services.wait_until(
+        lambda: {line["partition"] for line in first.events("handler.retrying")} == {0, 1, 2, 3},
+        what="all four partitions waiting",
+    )
+    second = services.start("consumer", **settings)
+    services.wait_until(
+        lambda: second.assignment() and first.events("partitions.revoked"), what="a rebalance"
+    )
+    flag.touch()
+    expected = sorted(f"p{p}-{x}" for p in range(4) for x in "ab")
+    services.wait_until(
+        lambda: sorted(set(_handled(first) + _handled(second))) == expected,
+        timeout=60,
+        what="every record handled",
+    )
+    services.wait_until(
+        lambda: _committed(kafka, group, topic, 4) == {p: 2 for p in range(4)}, what="committed"
+    )
+    assert second.stop() == 0
+    assert first.stop() == 0
+    # Nothing was handled before the dependency came back: no record twice.
+    assert sorted(_handled(first) + _handled(second)) == expected
+
+
+def test_sigterm_lets_the_record_being_handled_finish_then_commits_and_exits(
+    services: Services, topics: Topics
+) -> None:
+    kafka = services.kafka
+    topic = topics.create()
+    kcat(kafka.bootstrap_servers, "-P", "-t", topic, stdin=b"one\ntwo\nthree\n")
+    group = f"g-{topic}"
+    consumer = services.start(
+        "consumer",
+        KAFKA_TOPIC=topic,
+        KAFKA_GROUP_ID=group,
+        CONSUMER_HANDLER="tests.handlers:slow",
+        SLOW_S="3",
+    )
+    services.wait_until(lambda: consumer.events("test.started"), what="the first record begun")
+    started = time.monotonic()
+    assert consumer.stop(timeout=10) == 0  # Docker's grace period
+    assert time.monotonic() - started < 10
+    assert _handled(consumer) == ["one"]  # finished, and nothing begun after the signal
+    assert _committed(kafka, group, topic) == {0: 1}

@@ -126,7 +126,7 @@ def test_a_transient_failure_is_retried_later_in_order_and_handled_once(
     assert [(e["offset"], e["attempt"]) for e in retrying] == [(2, 1), (2, 2)]
     assert retrying[0]["retry_in_s"] >= 1.0
     assert retrying[1]["retry_in_s"] >= 2.0  # the one backoff policy: doubled
-    assert not client.paused
+    assert not client.pausing
 
 
 def test_a_refused_record_is_dead_lettered_at_once_with_its_origin(
@@ -265,9 +265,9 @@ def test_a_rebalance_that_forgets_the_pause_does_not_hurry_the_retry() -> None:
         # An eager rebalance right after the failure: kafka-python rebuilds the
         # assignment, and the pause is lost.
         nonlocal rebalanced
-        if client.paused and not rebalanced:
+        if client.pausing and not rebalanced:
             rebalanced = True
-            client.paused.clear()
+            client.pausing.clear()
         return poll(timeout_ms, max_records)
 
     client.poll = rebalancing_poll  # type: ignore[method-assign,assignment]
@@ -278,3 +278,15 @@ def test_a_rebalance_that_forgets_the_pause_does_not_hurry_the_retry() -> None:
     assert handler.handled(0) == [0, 0, 1]
     assert times[1] - times[0] >= 1.0  # CONSUMER_RETRY_BACKOFF_MS, however often it came back
     assert client.committed() == {P0: 2}
+
+
+def test_records_held_back_for_a_retry_do_not_shrink_the_batches(
+    logs: list[dict[str, object]],
+) -> None:
+    client = _consumer(p0=records(TOPIC, 0, range(50)))
+    handler = Recorder(lambda r, tries: OSError("busy") if r.offset == 0 and tries == 1 else None)
+    _run(client, handler)
+
+    assert handler.handled(0) == [0, *range(50)]
+    # Not a batch too slow for the poll interval: nothing was cut short for time.
+    assert [e for e in logs if e["event"] == "batch.truncated"] == []

@@ -39,6 +39,7 @@ def test_every_workaround_says_its_version_its_reason_and_its_upstream() -> None
         kafka_compat.drop_per_answer_throttle_warning,
         kafka_compat.drop_assignor_mismatch_line,
         kafka_compat.CoordinatorWatch.say_coordinator_unavailable,
+        kafka_compat.unblock_parked_fetches,
     ]
     for workaround in workarounds:
         doc = workaround.__doc__ or ""
