@@ -31,7 +31,6 @@ from typing import NamedTuple
 import structlog
 
 from common import events, message
-from common.logging import Sampler
 from consumer.records import shown, shown_headers, shown_timestamp
 
 
@@ -119,13 +118,20 @@ class LogRecords:
     """The default handler: logs each record (one in ``LOG_MESSAGE_EVERY``) as
     ``message.received``, whoever produced it: the walkthrough's ``ConsumeClaim``."""
 
+    __slots__ = ("_every", "_left", "_log")
+
     def __init__(self, every: int, group_id: str) -> None:
-        self._sample = Sampler(every)
+        # Sampler's countdown, inlined: this runs once per record.
+        self._every = every
+        # Never 0 when logging is off: counting down from -1 never reaches it.
+        self._left = 1 if every > 0 else -1
         self._log = structlog.get_logger().bind(group_id=group_id)
 
     def __call__(self, record: Record) -> None:
-        if not self._sample():
+        self._left -= 1
+        if self._left:
             return
+        self._left = self._every
         value = record.value
         envelope = message.envelope_of(value)
         fields: dict[str, object] = {

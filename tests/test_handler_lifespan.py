@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from consumer.handler import HandlerInvalid, LogRecords, Record, opened
 
@@ -65,3 +66,15 @@ def test_a_factory_that_gives_no_handler_is_refused() -> None:
     refused = opened(lambda: 42, 1, "g")
     with pytest.raises(HandlerInvalid, match="not a callable that takes one record"):
         refused.__enter__()
+
+
+@pytest.mark.parametrize(("every", "logged"), [(1, [0, 1, 2, 3, 4, 5, 6]), (3, [0, 3, 6]), (0, [])])
+def test_the_default_handler_logs_one_record_in_log_message_every(
+    every: int, logged: list[int]
+) -> None:
+    handler = LogRecords(every, "g")
+    with structlog.testing.capture_logs() as lines:
+        for offset in range(7):
+            handler(RECORD._replace(offset=offset))
+    assert [line["offset"] for line in lines] == logged
+    assert all(line["event"] == "message.received" for line in lines)
