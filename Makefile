@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck pytest compose-test install jars broker-prereqs promtool kcat sarama demo bench clean
+.PHONY: test lint typecheck pytest compose-test install jars broker-prereqs promtool kcat sarama iptables demo bench clean
 
 test: broker-prereqs lint typecheck pytest compose-test
 
@@ -67,7 +67,12 @@ sarama:
 	@command -v go >/dev/null 2>&1 || { echo "make test: the Go toolchain is missing (it builds tests/sarama)" >&2; exit 1; }
 	cd tests/sarama && go build -o ../../build/sarama-walkthrough .
 
-pytest: install jars promtool kcat sarama
+# iptables drops packets to a broker's port on loopback for the network-cut test
+# (tests/test_network_cut.py); it needs root, as the Docker engine does.
+iptables:
+	$(call debian,iptables,iptables)
+
+pytest: install jars promtool kcat sarama iptables
 	$(BIN)/pytest -m "not compose"
 
 # docker-compose.yml for real, on a Docker engine: the running one, or (as root

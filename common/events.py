@@ -223,6 +223,14 @@ REPLAY_FINISHED = _event(
     "every dead letter read is replayed, skipped by the filters, or failed; exit status 0 "
     "only when none failed",
 )
+GROUP_SESSION_EXPIRED = _event(
+    "group.session_expired",
+    "warning",
+    "silent_s session_timeout_ms group_id",
+    "no heartbeat answered for longer than the session timeout (a network cut): the group "
+    "may have given our partitions away, so nothing more is handled until it answers or "
+    "we have rejoined; once per silence",
+)
 GROUP_PROTOCOL_MISMATCH = _event(
     "group.protocol_mismatch",
     "error",

@@ -194,6 +194,28 @@ def force_close(producer: object) -> None:
         stop()
 
 
+# --- The group's heartbeat -------------------------------------------------------------
+
+
+def last_heartbeat_answer(consumer: object) -> float | None:
+    """When the group last answered this member's heartbeat (``time.monotonic``); None
+    for a client that does not say.
+
+    For: kafka-python 3.0.12, which after a network cut longer than the
+    session timeout finds the coordinator again, resets its own session
+    timer, and hands out the records it fetched meanwhile before its next
+    heartbeat learns that the group expelled the member
+    (``UnknownMemberIdError``). Without it: after a 20 s cut at 50 records/s,
+    1,390 records handled as an expelled member and again by the member that
+    took over (tests/test_network_cut.py). Upstream: none filed that we found;
+    the Java client's heartbeat thread rejoins before handing records out.
+    How: reads the private ``_coordinator.heartbeat.last_receive``.
+    """
+    heartbeat = getattr(getattr(consumer, "_coordinator", None), "heartbeat", None)
+    answered = getattr(heartbeat, "last_receive", None)
+    return answered if isinstance(answered, float) else None
+
+
 # --- Paused partitions ------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ heartbeat running and still finishes the commit before the partitions go.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import structlog
 from kafka import AsyncConsumerRebalanceListener
@@ -45,9 +45,16 @@ async def commit(
 class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
     """Commits before partitions are taken away and logs every change of ownership."""
 
-    def __init__(self, consumer: ConsumerClient, offsets: OffsetTracker, group_id: str) -> None:
+    def __init__(
+        self,
+        consumer: ConsumerClient,
+        offsets: OffsetTracker,
+        group_id: str,
+        on_assigned: Callable[[], object] = lambda: None,
+    ) -> None:
         self._consumer = consumer
         self._offsets = offsets
+        self._on_assigned = on_assigned
         self._log = structlog.get_logger().bind(group_id=group_id)
 
     def _owned(self, partitions: set[TopicPartition]) -> None:
@@ -76,6 +83,7 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         assigned = set(assigned)
         assignment = set(self._consumer.assignment()) | assigned
+        self._on_assigned()
         metrics.REBALANCES.inc()
         self._owned(assignment)
         self._log.info(

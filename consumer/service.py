@@ -39,6 +39,7 @@ from consumer import metrics
 from consumer.client import ConsumerClient, ConsumerRecord, Offsets, TopicPartition
 from consumer.dead_letter import DeadLetterFailed, DeadLetters, exception_type
 from consumer.handler import DependencyUnavailable, Handler, LogRecords, Record
+from consumer.membership import Membership
 from consumer.offsets import OffsetTracker, record_commit
 from consumer.rebalance import RebalanceListener
 from consumer.retries import Pending, Retries
@@ -86,6 +87,7 @@ class ConsumerService:
         self._log = structlog.get_logger().bind(group_id=plan.group_id)
         self._handle = handler or LogRecords(settings.log_message_every, plan.group_id)
         self._dead_letters = dead_letters
+        self._membership = Membership(client, settings.session_timeout_ms, plan.group_id)
         self._retries = Retries(
             settings.retry_attempts,
             settings.retry_backoff_ms / 1000,
@@ -119,7 +121,9 @@ class ConsumerService:
     def run(self) -> None:
         self._client.subscribe(
             [self._topic],
-            listener=RebalanceListener(self._client, self._offsets, self._group_id),
+            listener=RebalanceListener(
+                self._client, self._offsets, self._group_id, on_assigned=self._membership.joined
+            ),
         )
         # Metadata after subscribing, before joining: kafka-python's leader
         # assigns from a snapshot of the subscribed topics' metadata, and one
@@ -235,8 +239,11 @@ class ConsumerService:
         returned = sum(len(records) for records in batch.values())
         stop: ServiceFailed | None = None
         for partition, records in batch.items():
-            if self._client.group_metadata().state == MemberState.UNJOINED:
-                break  # expelled meanwhile: the rest is another member's to process
+            if not self._membership.may_handle():
+                # Expelled, or silent long enough to be: the rest may be another
+                # member's; fetched again from here should the group still have us.
+                tally.held += self._hold_back(batch, partition)
+                break
             if self._retries.waiting(partition):
                 # A rebalance forgot our pause: the record waited on comes again.
                 self._hold(partition, records[0].offset)
@@ -327,6 +334,19 @@ class ConsumerService:
             handled += 1
         tally.now, tally.handled, tally.ok = now, handled, ok
         return done, stop
+
+    def _hold_back(
+        self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]], first: TopicPartition
+    ) -> int:
+        """Seek back every partition of *batch* from *first* on, to its first record;
+        how many records that holds back."""
+        after, held = False, 0
+        for partition, records in batch.items():
+            after = after or partition == first
+            if after and partition in self._client.assignment():
+                self._client.seek(partition, records[0].offset)
+                held += len(records)
+        return held
 
     def _retry_pending(self, partition: TopicPartition, record: Record) -> None:
         """The record a partition waited on, again: the handler, or only its dead letter."""

@@ -40,6 +40,7 @@ def test_every_workaround_says_its_version_its_reason_and_its_upstream() -> None
         kafka_compat.drop_assignor_mismatch_line,
         kafka_compat.CoordinatorWatch.say_coordinator_unavailable,
         kafka_compat.unblock_parked_fetches,
+        kafka_compat.last_heartbeat_answer,
     ]
     for workaround in workarounds:
         doc = workaround.__doc__ or ""
