@@ -121,6 +121,16 @@ def _consumer_profile(consumer: dict[str, Any], hotpath: dict[str, Any]) -> list
         * 1000
         / (consumer["ours"]["messages_per_s"]["median"] * COMMIT_INTERVAL_S)
     )
+    handler = (
+        [
+            (
+                "the handler: build our Record, call the default handler (logging off)",
+                steps["handler"],
+            )
+        ]
+        if "handler" in steps
+        else []
+    )
     rows = [
         ("kafka-python fetching and parsing (bare kafka-python's rate)", per_message["bare"]),
         ("decode and check the envelope (msgspec)", steps["decode"]),
@@ -130,6 +140,7 @@ def _consumer_profile(consumer: dict[str, Any], hotpath: dict[str, Any]) -> list
             "the handler: build our Record, call the default handler (sampling off)",
             steps.get("handler", 0.0),
         ),
+        *handler,
         ("two histogram updates per poll of 500", histograms),
         ("the rest of the loop: counts, retries, stop and deadline checks", loop_rest),
         ("offset commits, one per 100 ms (kafka-python's CPU)", commits),

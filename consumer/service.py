@@ -164,8 +164,8 @@ class ConsumerService:
         else:
             self._health.set_ready(state != MemberState.UNJOINED, "not a member of the group")
         self._retries.keep_only(self._client.assignment())
-        # kafka-python keeps a partition's pause across a rebalance that gives it back,
-        # while a retry waiting on it was forgotten with the revocation: resume it.
+        # Every pause is a retry's, with a time to end: one no retry holds any more
+        # (forgotten with a revocation) must not keep its partition paused for ever.
         stray = set(self._client.paused()) - self._retries.holding
         if stray:
             self._client.resume(*stray)

@@ -79,6 +79,7 @@ def _run(
     client: LogConsumer,
     handler: Recorder,
     dead_letters: FakeDeadLetterProducer | None = None,
+    health: Health | None = None,
     **settings: object,
 ) -> ConsumerService:
     shutdown = Shutdown()
@@ -92,7 +93,7 @@ def _run(
     service = ConsumerService(
         _plan(**settings),
         client,
-        Health(),
+        health or Health(),
         shutdown,
         handler=handler,
         dead_letters=letters,
@@ -227,10 +228,13 @@ def test_without_a_dead_letter_topic_the_consumer_stops_on_the_record(
     handler = Recorder(
         lambda r, _: ValueError("broken") if (r.partition, r.offset) == (0, 3) else None
     )
+    health = Health()
     with pytest.raises(ServiceFailed) as failed:
-        _run(client, handler, retry_attempts=2)
+        _run(client, handler, health=health, retry_attempts=2)
 
     assert failed.value.reason == "handler_failed"
+    assert not health.ready
+    assert health.reason == f"stopping: the handler failed on {TOPIC}[0]@3"  # /readyz says so
     assert handler.handled(0) == [0, 1, 2, 3, 3]
     # Everything before it committed, nothing after it handled; the group is left.
     assert client.committed()[P0] == 3

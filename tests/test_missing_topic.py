@@ -117,6 +117,9 @@ class _MetadataFails:
     def assignment(self) -> set[object]:
         return set()
 
+    def paused(self) -> set[object]:
+        return set()
+
     def group_metadata(self) -> SimpleNamespace:
         return SimpleNamespace(state=MemberState.UNJOINED)
 
