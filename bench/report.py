@@ -136,10 +136,6 @@ def _consumer_profile(consumer: dict[str, Any], hotpath: dict[str, Any]) -> list
         ("decode and check the envelope (msgspec)", steps["decode"]),
         ("end-to-end latency: read its timestamp, read the clock", steps["latency"]),
         ("processing time: read the clock", steps["duration"]),
-        (
-            "the handler: build our Record, call the default handler (sampling off)",
-            steps.get("handler", 0.0),
-        ),
         *handler,
         ("two histogram updates per poll of 500", histograms),
         ("the rest of the loop: counts, retries, stop and deadline checks", loop_rest),
