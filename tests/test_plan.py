@@ -69,6 +69,7 @@ CONSUMER = {
     "heartbeat_interval_ms": 500,
     "max_poll_records": 500,
     "max_poll_interval_ms": 300_000,
+    "fetch_max_bytes": 1_048_576,
 }
 #: Microsoft's settings for Event Hubs, on top of those.
 EVENTHUBS = {
@@ -151,6 +152,7 @@ def test_every_setting_reaches_its_argument(environ: Environ) -> None:
         "heartbeat_interval_ms": 1_000,
         "max_poll_records": 50,
         "max_poll_interval_ms": 60_000,
+        "fetch_max_bytes": 1_048_576,
     }
     plan = producer(
         environ,

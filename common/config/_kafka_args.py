@@ -66,3 +66,4 @@ class ConsumerArgs(ClientArgs, total=False):
     heartbeat_interval_ms: Required[int]
     max_poll_records: Required[int]
     max_poll_interval_ms: Required[int]
+    fetch_max_bytes: Required[int]

@@ -58,6 +58,11 @@ DEFAULT_MAX_REQUEST_SIZE = 1_048_576
 #: How long send() and partitions_for() wait for metadata or buffer space;
 #: short, so a SIGTERM is never kept waiting.
 MAX_BLOCK_MS = 3_000
+#: Most a fetch answer holds (a soft limit: a larger record batch still comes
+#: whole). kafka-python's 50 MiB let a consumer behind a fast producer hold
+#: fetches of every partition at once: peak 85-98 MiB against 60 MiB with
+#: 1 MiB, at no rate we could measure (docs/performance.md).
+FETCH_MAX_BYTES = 1_048_576
 #: A dead letter's delivery timeout beyond its request timeout: room for one retry.
 DEAD_LETTER_DELIVERY_SLACK_MS = 30_000
 
@@ -485,6 +490,7 @@ def _consumer_args(
         "heartbeat_interval_ms": heartbeat_interval_ms,
         "max_poll_records": settings.max_poll_records,
         "max_poll_interval_ms": settings.max_poll_interval_ms,
+        "fetch_max_bytes": FETCH_MAX_BYTES,
     }
 
 
