@@ -23,7 +23,6 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import structlog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -43,6 +42,7 @@ from common.failure import ServiceFailed
 from common.logging import configure
 from consumer import dead_letter
 from consumer.client import ConsumerRecord
+from consumer.dead_letter import DeadLetterClient
 
 #: Longest one send may wait for its acknowledgement.
 SEND_TIMEOUT_S = 60.0
@@ -85,27 +85,6 @@ class Tally:
     failed: int = 0
 
 
-class _Sent(Protocol):
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-
-
-class _Answer(Protocol):
-    def get(self, timeout: float | None = None) -> _Sent: ...
-
-
-class _Producer(Protocol):
-    def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-    ) -> _Answer: ...
-
-
 def _text(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, str]:
     return {
         name: (value or b"").decode(errors="replace")
@@ -114,7 +93,9 @@ def _text(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, str]:
     }
 
 
-def replay_one(record: ConsumerRecord, filters: Filters, producer: _Producer, tally: Tally) -> None:
+def replay_one(
+    record: ConsumerRecord, filters: Filters, producer: DeadLetterClient, tally: Tally
+) -> None:
     """Write one dead letter back, if it matches; count what became of it."""
     log = structlog.get_logger()
     tally.read += 1
