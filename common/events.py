@@ -45,10 +45,11 @@ SERVICE_FAILED = _event(
     "service.failed",
     "error",
     "reason error metrics_host metrics_port",
-    "the process ends with exit status 1 (2 for client settings kafka-python refuses); "
-    "reason is one of authentication_failed, authorization_failed, tls_verification_failed, "
-    "credential_unavailable, metrics_port_unavailable, unsupported_codec, "
-    "compression_refused, invalid_client_settings, handler_failed, handler_unavailable, "
+    "the process ends with exit status 1 (2 for invalid_client_settings and handler_invalid: "
+    "what was configured is wrong); reason is one of authentication_failed, "
+    "authorization_failed, tls_verification_failed, credential_unavailable, "
+    "metrics_port_unavailable, unsupported_codec, compression_refused, "
+    "invalid_client_settings, handler_invalid, handler_failed, handler_unavailable, "
     "dead_letter_topic_missing, broker_unavailable (replay)",
 )
 SERVICE_STOPPED = _event("service.stopped", "info", "signal", "stopped cleanly on a signal")

@@ -105,7 +105,7 @@ def main(
         run(plan, health, shutdown)
     except ServiceFailed as exc:
         log.error(events.SERVICE_FAILED, reason=exc.reason, error=exc.detail)
-        return EXIT_REFUSED
+        return exc.exit_status
     except KafkaConfigurationError as exc:
         # Our validation should have caught it; if not, it is still the user's settings.
         log.error(events.SERVICE_FAILED, reason="invalid_client_settings", error=str(exc))

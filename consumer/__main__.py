@@ -10,11 +10,12 @@ from common.client import connect
 from common.config import ConsumerPlan, ConsumerSettings, resolve
 from common.failure import ServiceFailed
 from common.health import Health
+from common.runner import EXIT_CONFIG
 from common.shutdown import Shutdown
 from consumer import replay
 from consumer.client import ConsumerClient
 from consumer.dead_letter import DeadLetterClient, DeadLetters
-from consumer.handler import Handler, opened
+from consumer.handler import Handler, HandlerInvalid, opened
 from consumer.service import ConsumerService
 
 DESCRIPTION = "Consume a Kafka topic or an Azure Event Hub as a member of a consumer group."
@@ -42,6 +43,9 @@ def _open_handler(plan: ConsumerPlan, stack: contextlib.ExitStack) -> Handler:
         return stack.enter_context(
             opened(plan.handler, plan.settings.log_message_every, plan.group_id)
         )
+    except HandlerInvalid as exc:
+        # Called wrong, like a misspelt name: exit 2, a restart cannot help.
+        raise ServiceFailed("handler_invalid", str(exc), exit_status=EXIT_CONFIG) from None
     except Exception as exc:  # noqa: BLE001  (the user's code: any error is theirs)
         raise ServiceFailed(
             "handler_unavailable",

@@ -24,13 +24,13 @@ docs/handlers.md has a typed example.
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import structlog
 
 from common import events, message
+from common.config import takes_a_record
 from consumer.records import shown, shown_headers, shown_timestamp
 
 
@@ -88,17 +88,6 @@ def opened(named: Callable[..., object] | None, log_every: int, group_id: str) -
             yield _checked(handler)
     else:
         yield _checked(made)
-
-
-def takes_a_record(named: Callable[..., object]) -> bool:
-    """Whether *named* is a handler itself (one argument), not a factory (none)."""
-    try:
-        inspect.signature(named).bind(None)
-    except TypeError:
-        return False
-    except ValueError:
-        return True  # a builtin without a signature: taken as a handler
-    return True
 
 
 class HandlerInvalid(Exception):

@@ -40,6 +40,7 @@ from common.config import (
 from common.entra import TOKEN_PATTERN
 from common.failure import ServiceFailed
 from common.logging import configure
+from common.runner import EXIT_CONFIG, EXIT_REFUSED
 from consumer import dead_letter
 from consumer.client import ConsumerRecord
 from consumer.dead_letter import DeadLetterClient
@@ -48,9 +49,6 @@ from consumer.dead_letter import DeadLetterClient
 SEND_TIMEOUT_S = 60.0
 #: How long a poll may find nothing before the end offsets are checked again.
 POLL_TIMEOUT_MS = 1_000
-
-EXIT_CONFIG = 2
-EXIT_FAILED = 1
 
 
 @dataclass(frozen=True)
@@ -214,13 +212,13 @@ def main(argv: Sequence[str]) -> int:
         tally = replay(plan, filters)
     except ServiceFailed as exc:
         log.error(events.SERVICE_FAILED, reason=exc.reason, error=exc.detail)
-        return EXIT_FAILED
+        return EXIT_REFUSED
     except ConfigError as exc:
         print(f"consumer replay: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KafkaError as exc:
         log.error(events.SERVICE_FAILED, reason="broker_unavailable", error=str(exc))
-        return EXIT_FAILED
+        return EXIT_REFUSED
     log.info(
         events.REPLAY_FINISHED,
         read=tally.read,
@@ -229,4 +227,4 @@ def main(argv: Sequence[str]) -> int:
         failed=tally.failed,
         took_s=round(time.monotonic() - started, 3),
     )
-    return 0 if tally.failed == 0 else EXIT_FAILED
+    return 0 if tally.failed == 0 else EXIT_REFUSED

@@ -90,3 +90,8 @@ def slow(record: Record) -> None:
     _log.info("test.started", partition=record.partition, offset=record.offset)
     time.sleep(float(os.environ.get("SLOW_S", "2")))
     _handled(record)
+
+
+def gives_no_handler() -> int:
+    """A factory that returns something a record cannot be given to."""
+    return 42

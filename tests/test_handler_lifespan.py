@@ -4,12 +4,17 @@ resources once at start and closes them at stop, whatever ends the consumer."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 import structlog
 
 from consumer.handler import HandlerInvalid, LogRecords, Record, opened
+from tests.conftest import REPO
 
 RECORD = Record("t", 0, 0, -1, None, b"v", ())
 
@@ -66,6 +71,35 @@ def test_a_factory_that_gives_no_handler_is_refused() -> None:
     refused = opened(lambda: 42, 1, "g")
     with pytest.raises(HandlerInvalid, match="not a callable that takes one record"):
         refused.__enter__()
+
+
+def test_a_factory_that_gives_no_handler_stops_the_consumer_with_exit_2() -> None:
+    """Called wrong like a misspelt name: one line, exit 2, before anything connects."""
+    result = subprocess.run(
+        [sys.executable, "-m", "consumer"],
+        env={
+            "PATH": os.environ["PATH"],
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+            "KAFKA_TOPIC": "t",
+            "KAFKA_GROUP_ID": "g",
+            "METRICS_PORT": "0",
+            "CONSUMER_HANDLER": "tests.handlers:gives_no_handler",
+        },
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    failed = [line for line in lines if line["event"] == "service.failed"]
+    assert len(failed) == 1
+    assert failed[0]["reason"] == "handler_invalid"
+    assert "factory gave int" in failed[0]["error"]
+    assert not any(line["event"].startswith("kafka.") for line in lines)
 
 
 @pytest.mark.parametrize(("every", "logged"), [(1, [0, 1, 2, 3, 4, 5, 6]), (3, [0, 3, 6]), (0, [])])

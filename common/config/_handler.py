@@ -38,19 +38,35 @@ def import_handler(spec: str) -> Callable[..., object]:
             raise ValueError(f"{module_name} has no {attribute!r}") from None
     if not callable(found):
         raise ValueError(f"{attribute} is not callable (it is a {type(found).__name__} value)")
-    try:
-        signature = inspect.signature(found)
-    except ValueError:
-        return found  # a builtin: it says itself what it takes when called
-    for arguments in ((None,), ()):
-        try:
-            signature.bind(*arguments)
-        except TypeError:
-            continue
+    if takes_a_record(found) or _takes_nothing(found):
         return found
     raise ValueError(
-        f"{attribute} takes {signature}: a handler takes one record, a factory nothing"
+        f"{attribute} takes {inspect.signature(found)}: "
+        "a handler takes one record, a factory nothing"
     )
+
+
+def takes_a_record(named: Callable[..., object]) -> bool:
+    """Whether *named* can be called with one argument: a handler, not a factory.
+
+    The one place the shape of a handler is judged, here at start and by the
+    consumer for what a factory gives.
+    """
+    return _binds(named, None)
+
+
+def _takes_nothing(named: Callable[..., object]) -> bool:
+    return _binds(named)
+
+
+def _binds(named: Callable[..., object], *arguments: object) -> bool:
+    try:
+        inspect.signature(named).bind(*arguments)
+    except TypeError:
+        return False
+    except ValueError:
+        return True  # a builtin without a signature: it says itself what it takes when called
+    return True
 
 
 def _said(exc: BaseException) -> str:
