@@ -219,9 +219,6 @@ class FakeConsumer:
     def resume(self, *partitions: Partition) -> None:
         self.pausing.difference_update(partitions)
 
-    def paused(self) -> set[Partition]:
-        return set(self.pausing)
-
     def highwater(self, partition: Partition) -> int | None:
         return None
 
@@ -307,10 +304,34 @@ class DeadLetter:
 
 
 class _Answer:
-    def __init__(self, written: Written | None, error: BaseException | None) -> None:
+    """``FutureRecordMetadata`` as dead letters wait on it, answered at *ready_at* on *clock*."""
+
+    def __init__(
+        self,
+        written: Written | None,
+        error: BaseException | None,
+        clock: ManualClock | None = None,
+        ready_at: float = 0.0,
+        waits: list[float | None] | None = None,
+    ) -> None:
         self._written, self._error = written, error
+        self._clock, self._ready_at = clock, ready_at
+        self._waits = waits
+
+    @property
+    def is_done(self) -> bool:
+        return self._clock is None or self._clock.now >= self._ready_at
 
     def get(self, timeout: float | None = None) -> Written:
+        if self._waits is not None:
+            self._waits.append(timeout)
+        if self._clock is not None and not self.is_done:
+            # Waiting takes time; a wait shorter than the answer's ends as kafka-python's does.
+            left = self._ready_at - self._clock.now
+            if timeout is not None and timeout < left:
+                self._clock.advance(timeout)
+                raise KafkaTimeoutError(f"Timeout after waiting for {timeout} secs.")
+            self._clock.advance(left)
         if self._error is not None:
             raise self._error
         assert self._written is not None
@@ -320,13 +341,18 @@ class _Answer:
 @dataclass
 class FakeDeadLetterProducer:
     """``KafkaProducer`` as dead letters use it: takes every send, or refuses the first
-    *refuse* with *error*; a topic in *topics* exists."""
+    *refuse* with *error*; a topic in *topics* exists. With a *clock*, each send
+    is acknowledged *answer_after_s* after it was made, and each wait for an
+    answer moves the clock and is noted in *waits*."""
 
     topics: set[str] = field(default_factory=lambda: {"dlt"})
     refuse: int = 0
     error: BaseException = field(default_factory=lambda: KafkaTimeoutError("refused"))
     sent: list[DeadLetter] = field(default_factory=list)
     closed: bool = False
+    clock: ManualClock | None = None
+    answer_after_s: float = 0.0
+    waits: list[float | None] = field(default_factory=list)
 
     def send(
         self,
@@ -339,7 +365,10 @@ class FakeDeadLetterProducer:
             self.refuse -= 1
             return _Answer(None, self.error)
         self.sent.append(DeadLetter(topic, key, value, list(headers or ())))
-        return _Answer(Written(topic, 0, len(self.sent) - 1, 0, 0), None)
+        written = Written(topic, 0, len(self.sent) - 1, 0, 0)
+        if self.clock is None:
+            return _Answer(written, None, waits=self.waits)
+        return _Answer(written, None, self.clock, self.clock.now + self.answer_after_s, self.waits)
 
     def partitions_for(self, topic: str) -> set[int] | None:
         return {0} if topic in self.topics else None

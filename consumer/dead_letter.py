@@ -56,6 +56,8 @@ class Written(Protocol):
 
 
 class Answer(Protocol):
+    @property
+    def is_done(self) -> bool: ...
     def get(self, timeout: float | None = None) -> Written: ...
 
 
@@ -114,6 +116,9 @@ class DeadLetters:
         self._connect = connect
         self._timeout_s = timeout_s
         self._client: DeadLetterClient | None = None
+        # Per original partition, a write not yet answered when its wait ran
+        # out, by the original offset: waited on again, never written twice.
+        self._unanswered: dict[tuple[str, int], tuple[int, Answer]] = {}
 
     def start(self) -> None:
         """Connect, and refuse to start when the topic does not exist."""
@@ -130,17 +135,40 @@ class DeadLetters:
                 "never created for you",
             )
 
-    def write(self, record: Record, error: BaseException, attempts: int) -> Written:
-        """Write *record* and wait for the broker's acknowledgement; DeadLetterFailed if not."""
+    def write(
+        self, record: Record, error: BaseException, attempts: int, *, wait_s: float
+    ) -> Written:
+        """Write *record* and wait up to *wait_s* for the broker's acknowledgement.
+
+        DeadLetterFailed if it is refused, or not acknowledged in time: the
+        caller's poll loop cannot wait longer than what is left of its batch's
+        time. An answer still to come is kept, and the next write of the same
+        record waits for it instead of writing the record a second time.
+        """
         client = self._client_now()
+        where = (record.topic, record.partition)
+        waited_on = self._unanswered.pop(where, None)
         try:
-            answer = client.send(
-                self.topic,
-                value=record.value,
-                key=record.key,
-                headers=headers_for(record, self._group_id, error, attempts),
+            if waited_on is not None and waited_on[0] == record.offset:
+                answer = waited_on[1]
+            else:
+                answer = client.send(
+                    self.topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=headers_for(record, self._group_id, error, attempts),
+                )
+            wait_s = max(0.0, min(wait_s, self._timeout_s))
+            try:
+                return answer.get(timeout=wait_s)
+            except KafkaError:
+                if answer.is_done:
+                    raise
+            self._unanswered[where] = (record.offset, answer)
+            raise DeadLetterFailed(
+                f"not acknowledged within {wait_s:.1f} s, what was left of the batch's time; "
+                "waited for again"
             )
-            return answer.get(timeout=self._timeout_s)
         except KafkaError as exc:
             if kafka_compat.in_fatal_state(client):
                 # kafka-python fails every later send of this client: start afresh.
@@ -150,6 +178,7 @@ class DeadLetters:
     def close(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
+            self._unanswered.clear()
             client.close(timeout=self._timeout_s)
 
     def _client_now(self) -> DeadLetterClient:

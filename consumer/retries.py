@@ -6,6 +6,11 @@ while the loop goes on polling, so the group keeps the consumer, the other
 partitions keep flowing and a stop is seen at once. Only one record per
 partition is ever pending (order within a partition is kept), so the state
 is one entry per partition.
+
+Every pause is one of these, with a time to end, and ``due`` resumes it: no
+partition stays paused once its retry is forgotten. kafka-python keeps no
+pause across a revocation (a partition assigned again starts unpaused), and
+a retry that outlives its pause is paused again when its records come back.
 """
 
 from __future__ import annotations
@@ -98,11 +103,6 @@ class Retries:
         ]
         self._paused.difference_update(ready)
         return ready
-
-    @property
-    def holding(self) -> set[TopicPartition]:
-        """The partitions this consumer paused and has not resumed yet."""
-        return self._paused
 
     def done(self, partition: TopicPartition) -> None:
         """The pending record went through (handled, or dead-lettered)."""

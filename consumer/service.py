@@ -109,6 +109,8 @@ class ConsumerService:
         self._max_records = settings.max_poll_records
         # Half the poll interval: the rest is slack for the commit and the next poll.
         self._batch_budget_s = settings.max_poll_interval_ms / 2000
+        #: When the batch being handled must end: a dead letter waits no longer.
+        self._batch_deadline = 0.0
         self._topic_missing = False
         self._topic_backoff = Backoff()
         self._poll_backoff = Backoff()
@@ -164,11 +166,6 @@ class ConsumerService:
         else:
             self._health.set_ready(state != MemberState.UNJOINED, "not a member of the group")
         self._retries.keep_only(self._client.assignment())
-        # Every pause is a retry's, with a time to end: one no retry holds any more
-        # (forgotten with a revocation) must not keep its partition paused for ever.
-        stray = set(self._client.paused()) - self._retries.holding
-        if stray:
-            self._client.resume(*stray)
         if batch:
             self._process_batch(batch)
         self._commit_processed()
@@ -236,6 +233,7 @@ class ConsumerService:
         """
         started = self._clock()
         tally = _Tally(started, started + self._batch_budget_s)
+        self._batch_deadline = tally.deadline
         returned = sum(len(records) for records in batch.values())
         stop: ServiceFailed | None = None
         for partition, records in batch.items():
@@ -395,7 +393,12 @@ class ConsumerService:
     def _dead_letter(self, partition: TopicPartition, record: Record, pending: Pending) -> None:
         assert self._dead_letters is not None
         assert pending.error is not None
-        written = self._dead_letters.write(record, pending.error, pending.attempts)
+        written = self._dead_letters.write(
+            record,
+            pending.error,
+            pending.attempts,
+            wait_s=self._batch_deadline - self._clock(),
+        )
         self._outcomes["dead_lettered"].inc()
         self._log.warning(
             events.RECORD_DEAD_LETTERED,

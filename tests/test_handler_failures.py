@@ -31,6 +31,8 @@ from consumer.handler import Record as Handled
 from consumer.service import ConsumerService
 
 TOPIC = "t"
+#: How long a dead letter's write may take, as kafka-python's delivery timeout says.
+DELIVERY_TIMEOUT_S = 60.0
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
 
 
@@ -88,7 +90,7 @@ def _run(
     assert clock is not None
     letters = None
     if dead_letters is not None:
-        letters = DeadLetters("dlt", "g", lambda: dead_letters, timeout_s=1.0)
+        letters = DeadLetters("dlt", "g", lambda: dead_letters, timeout_s=DELIVERY_TIMEOUT_S)
         letters.start()
     service = ConsumerService(
         _plan(**settings),
@@ -198,6 +200,29 @@ def test_a_dead_letter_the_broker_refuses_holds_everything_after_it(
     failed = [e for e in logs if e["event"] == "record.dead_letter_failed"]
     assert len(failed) == 2
     assert "acks missing" in str(failed[0]["error"])
+
+
+def test_a_slow_dead_letter_never_holds_the_loop_past_the_batch_time(
+    logs: list[dict[str, object]],
+) -> None:
+    """Acknowledgements slower than half the poll interval: the loop waits for each only
+    what is left of its batch's time, and waits again later on the same write."""
+    client = _consumer(p0=records(TOPIC, 0, range(6)))
+    handler = Recorder(lambda r, _: RecordRefused("no") if r.offset in {1, 2} else None)
+    assert client.clock is not None
+    dlt = FakeDeadLetterProducer(clock=client.clock, answer_after_s=12.0)
+    _run(client, handler, dlt, max_poll_interval_ms=10_000)  # 5 s for a batch
+
+    assert handler.handled(0) == [0, 1, 2, 3, 4, 5]
+    # Each record written once, whatever the waits: an answer still to come is waited on.
+    assert [letter.header(dead_letter.ORIGINAL_OFFSET) for letter in dlt.sent] == ["1", "2"]
+    assert client.committed() == {P0: 6}
+    assert len(dlt.waits) >= 6
+    assert all(wait is not None and wait <= 5.0 for wait in dlt.waits)
+    unanswered = [e for e in logs if e["event"] == "record.dead_letter_failed"]
+    assert unanswered
+    assert all("not acknowledged within" in str(e["error"]) for e in unanswered)
+    assert [e["offset"] for e in logs if e["event"] == "record.dead_lettered"] == [1, 2]
 
 
 def test_a_dependency_that_is_down_is_waited_for_and_never_dead_lettered(

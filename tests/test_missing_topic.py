@@ -117,9 +117,6 @@ class _MetadataFails:
     def assignment(self) -> set[object]:
         return set()
 
-    def paused(self) -> set[object]:
-        return set()
-
     def group_metadata(self) -> SimpleNamespace:
         return SimpleNamespace(state=MemberState.UNJOINED)
 
