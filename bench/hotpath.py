@@ -84,10 +84,13 @@ def _consumer_steps(records: list[Any]) -> dict[str, float]:
             message.envelope_of(value)
 
     def latency() -> None:
+        # The clock read is the processing time's: the wall clock is derived from it.
         latencies = []
+        now = clock()
+        wall_offset = time.time() - now
         for envelope in envelopes:
             if envelope is not None:
-                latency = time.time() - envelope.sent_at.timestamp()
+                latency = now + wall_offset - envelope.sent_at.timestamp()
                 latencies.append(latency if latency > 0 else 0.0)
 
     def duration() -> None:

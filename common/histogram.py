@@ -6,15 +6,13 @@ search of the buckets, a lock for the bucket: more than the consumer's
 whole decoding of a message, so a consumer that timed each message twice
 would spend most of its per-message work on its own metrics. So the hot
 loops collect their values in a list and hand the list over once per
-batch: one lock, and the buckets counted in C.
+batch: one lock, and the buckets counted by a sort in C.
 """
 
 from __future__ import annotations
 
 import bisect
-import functools
 import threading
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -78,7 +76,7 @@ class HistogramChild:
     """One label set's buckets: a count per bucket (the last is +Inf) and the sum."""
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
-        self._bucket_of = functools.partial(bisect.bisect_left, bounds)
+        self._bounds = bounds
         self._counts = [0] * (len(bounds) + 1)
         self._sum = 0.0
         self._lock = threading.Lock()
@@ -87,12 +85,19 @@ class HistogramChild:
         """Add *values*; each lands in the first bucket whose bound is >= it."""
         if not values:
             return
-        # bisect_left: a value equal to a bound belongs to it, as Prometheus' "le" says.
-        counted = Counter(map(self._bucket_of, values))
+        # Sorted once in C, each bound finds its place in it: a quarter of the
+        # cost of placing every value among the bounds (``python -m bench
+        # hotpath``). bisect_right: a value equal to a bound belongs to it, as
+        # Prometheus' "le" says.
+        ordered = sorted(values)
+        at_or_below = [bisect.bisect_right(ordered, bound) for bound in self._bounds]
+        at_or_below.append(len(ordered))
         with self._lock:
-            for index, count in counted.items():
-                self._counts[index] += count
-            self._sum += sum(values)
+            below = 0
+            for index, cumulative in enumerate(at_or_below):
+                self._counts[index] += cumulative - below
+                below = cumulative
+            self._sum += sum(ordered)
 
     def snapshot(self) -> tuple[list[int], float]:
         """Counts per bucket and the sum, taken together."""

@@ -100,11 +100,20 @@ _decoder = msgspec.json.Decoder(Envelope)
 
 
 def envelope_of(value: bytes | None) -> Envelope | None:
-    """The envelope in *value*, or None when it is any other record."""
-    try:
-        return decode(value)
-    except InvalidMessage:
+    """The envelope in *value*, or None when it is any other record.
+
+    ``decode`` without its reasons: once per consumed record, so one call.
+    """
+    if value is None:
         return None
+    try:
+        envelope = _decoder.decode(value)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # msgspec.ValidationError is a DecodeError: valid JSON, but no envelope.
+        return None
+    if envelope.sent_at.tzinfo is None:
+        return _in_utc(envelope)
+    return envelope
 
 
 def decode(value: bytes | None) -> Envelope:
@@ -126,6 +135,10 @@ def decode(value: bytes | None) -> Envelope:
             raise InvalidMessage("not_utf8") from None
         raise InvalidMessage("not_json") from None
     if envelope.sent_at.tzinfo is None:
-        # A timestamp without an offset is taken as UTC, as our producer writes.
-        return Envelope(envelope.producer, envelope.seq, envelope.sent_at.replace(tzinfo=UTC))
+        return _in_utc(envelope)
     return envelope
+
+
+def _in_utc(envelope: Envelope) -> Envelope:
+    # A timestamp without an offset is taken as UTC, as our producer writes.
+    return Envelope(envelope.producer, envelope.seq, envelope.sent_at.replace(tzinfo=UTC))

@@ -75,6 +75,30 @@ def test_any_bytes_decode_or_are_refused_with_a_reason(value: bytes) -> None:
     assert reason in {"decoded", "not_utf8", "not_json", "not_envelope"}
 
 
+ENVELOPES = st.builds(
+    lambda producer, seq, sent_at: message.encode(producer, seq, message.stamp(sent_at), 0)[1],
+    PRODUCERS,
+    st.integers(min_value=0, max_value=2**63),
+    TIMES,
+)
+
+
+@given(
+    st.none()
+    | st.binary(max_size=300)
+    | ENVELOPES
+    # A timestamp without its Z, taken as UTC.
+    | ENVELOPES.map(lambda value: value.replace(b'Z"', b'"', 1))
+)
+def test_the_consumers_quick_look_agrees_with_decode(value: bytes | None) -> None:
+    """envelope_of, once per consumed record, is decode without the reasons."""
+    try:
+        decoded: message.Envelope | None = message.decode(value)
+    except message.InvalidMessage:
+        decoded = None
+    assert message.envelope_of(value) == decoded
+
+
 @given(JSON_VALUES)
 def test_any_json_decodes_or_is_refused_as_not_an_envelope(body: object) -> None:
     with pytest.raises(message.InvalidMessage, match="not_envelope"):
