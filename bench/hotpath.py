@@ -28,7 +28,7 @@ from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.health import Health
 from common.shutdown import Shutdown
 from consumer import metrics
-from consumer.handler import LogRecords
+from consumer.handler import log_records
 from consumer.service import ConsumerService, records_of
 
 #: Records fetched once and processed again each round.
@@ -71,7 +71,7 @@ def _consumer_steps(records: list[Any]) -> dict[str, float]:
     values = [r.value for r in records]
     count = len(values)
     envelopes = [message.envelope_of(v) for v in values]
-    default = LogRecords(0, "bench")
+    default = log_records(0, "bench")
     clock = time.perf_counter
 
     def timed(step: Callable[[], object]) -> float:

@@ -40,7 +40,7 @@ from common.throttle import ThrottleWatch
 from consumer import metrics
 from consumer.client import ConsumerClient, ConsumerRecord, Offsets, TopicPartition
 from consumer.dead_letter import DeadLetterFailed, DeadLetters, exception_type
-from consumer.handler import DependencyUnavailable, Handler, LogRecords, Record
+from consumer.handler import DependencyUnavailable, Handler, Record, log_records
 from consumer.membership import Membership
 from consumer.offsets import OffsetTracker, record_commit
 from consumer.rebalance import RebalanceListener
@@ -96,7 +96,7 @@ class ConsumerService:
         self._shutdown = shutdown
         self._offsets = OffsetTracker()
         self._log = structlog.get_logger().bind(group_id=plan.group_id)
-        self._handle = handler or LogRecords(settings.log_message_every, plan.group_id)
+        self._handle = handler or log_records(settings.log_message_every, plan.group_id)
         self._dead_letters = dead_letters
         self._membership = Membership(client, settings.session_timeout_ms, plan.group_id)
         self._retries = Retries(

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from consumer.handler import HandlerInvalid, LogRecords, Record, opened
+from consumer.handler import HandlerInvalid, Record, log_records, opened
 from tests.conftest import REPO
 
 RECORD = Record("t", 0, 0, -1, None, b"v", ())
@@ -29,8 +29,13 @@ def test_a_function_of_one_record_is_the_handler() -> None:
 
 
 def test_no_handler_named_logs_each_record() -> None:
-    with opened(None, 1, "g") as handler:
-        assert isinstance(handler, LogRecords)
+    with opened(None, 1, "g") as handler, structlog.testing.capture_logs() as lines:
+        handler(RECORD)
+        handler(RECORD._replace(offset=1))
+    assert [(line["event"], line["offset"]) for line in lines] == [
+        ("message.received", 0),
+        ("message.received", 1),
+    ]
 
 
 def test_a_factory_is_called_once_at_start() -> None:
@@ -106,7 +111,7 @@ def test_a_factory_that_gives_no_handler_stops_the_consumer_with_exit_2() -> Non
 def test_the_default_handler_logs_one_record_in_log_message_every(
     every: int, logged: list[int]
 ) -> None:
-    handler = LogRecords(every, "g")
+    handler = log_records(every, "g")
     with structlog.testing.capture_logs() as lines:
         for offset in range(7):
             handler(RECORD._replace(offset=offset))
