@@ -25,7 +25,8 @@ PROCESS_DURATION = BatchHistogram(
 )
 END_TO_END = BatchHistogram(
     "consumer_end_to_end_latency_seconds",
-    "Time from the send time in our envelope (else the record's timestamp) to processing.",
+    "Time from the send time in our envelope (else the record's timestamp) to processing; "
+    "every record of a poll of up to 64, a sample spread over larger polls.",
     ["messaging_destination_name"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )

@@ -4,6 +4,7 @@ commits what was done, and a consumer the group expels mid-batch stops working o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,7 +14,8 @@ from kafka.structs import MemberState
 from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.health import Health
 from common.shutdown import Shutdown
-from common.testing import FakeConsumer, ManualClock, TopicPartition, records
+from common.testing import FakeConsumer, ManualClock, Record, TopicPartition, records
+from consumer import metrics
 from consumer.service import ConsumerService
 
 TOPIC = "t"
@@ -110,3 +112,23 @@ def test_a_consumer_expelled_mid_batch_stops_before_the_next_partition() -> None
     # back to its first, should the group have kept us after all.
     assert client.committed() == {P0: 5}
     assert client.seeks == [(P1, 0)]
+
+
+@pytest.mark.parametrize(("returned", "measured"), [(10, 10), (64, 32), (640, 59)])
+def test_latency_is_measured_on_every_record_of_a_small_poll_and_a_sample_of_a_large(
+    returned: int, measured: int
+) -> None:
+    """At most about LATENCY_SAMPLES_PER_POLL latencies a poll, spread over it."""
+    topic = f"latency-{returned}"
+    sent_ms = int(time.time() * 1000) - 2_000
+    batch = [Record(topic, 0, offset, timestamp=sent_ms) for offset in range(returned)]
+    client = FakeConsumer(topic, polls=[{TopicPartition(topic, 0): batch}])
+    shutdown = Shutdown()
+    client.after_script = shutdown.event.set
+    plan = _plan(topic=topic)
+    ConsumerService(plan, client, Health(), shutdown, clock=ManualClock()).run()
+
+    counts, total = metrics.END_TO_END.labels(topic).snapshot()
+    assert sum(counts) == measured == len(range(0, returned, 1 + returned // 64))
+    assert total / measured >= 2.0  # sent two seconds ago, at least
+    assert client.committed() == {TopicPartition(topic, 0): returned}  # every record handled
