@@ -45,14 +45,20 @@ SERVICE_FAILED = _event(
     "service.failed",
     "error",
     "reason error metrics_host metrics_port",
-    "the process ends with exit status 1 (2 for invalid_client_settings and handler_invalid: "
-    "what was configured is wrong); reason is one of authentication_failed, "
+    "the process ends with exit status 1 (2 for invalid_client_settings, handler_invalid and "
+    "source_invalid: what was configured is wrong); reason is one of authentication_failed, "
     "authorization_failed, tls_verification_failed, credential_unavailable, "
     "metrics_port_unavailable, unsupported_codec, compression_refused, "
     "invalid_client_settings, handler_invalid, handler_failed, handler_unavailable, "
-    "dead_letter_topic_missing, broker_unavailable (replay)",
+    "dead_letter_topic_missing, source_invalid, source_unavailable, source_failed, "
+    "records_undelivered, broker_unavailable (replay)",
 )
-SERVICE_STOPPED = _event("service.stopped", "info", "signal", "stopped cleanly on a signal")
+SERVICE_STOPPED = _event(
+    "service.stopped",
+    "info",
+    "signal",
+    "stopped cleanly, on a signal, or (signal null) when the producer's source ended",
+)
 TLS_VERIFICATION_DISABLED = _event(
     "tls.verification_disabled",
     "warning",
@@ -138,6 +144,21 @@ PRODUCER_FLUSH_FAILED = _event(
     "producer.flush_failed", "warning", "error producer", "the final flush ran out of time"
 )
 PRODUCER_CLOSED = _event("producer.closed", "info", "took_s producer", "flushed and closed")
+PRODUCER_FINISHED = _event(
+    "producer.finished",
+    "info",
+    "records delivered failed unsent skipped source_ended source_error producer",
+    "with PRODUCER_SOURCE, after the last answer: every record the source gave is delivered, "
+    "failed, or unsent (read ahead when a stop came); skipped counts input that made no "
+    "record; exit status 0 only when every record was delivered and nothing was skipped",
+)
+SOURCE_SKIPPED = _event(
+    "source.skipped",
+    "warning",
+    "where reason producer",
+    "input the source could not make a record of (a bad JSON line: where is its line "
+    "number); counted in producer_source_skipped_total, never sent",
+)
 
 # The consumer.
 PARTITIONS_ASSIGNED = _event(

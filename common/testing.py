@@ -63,8 +63,15 @@ class Written:
 class FakeSendFuture:
     """A send's future, answered by the test: ``succeed`` or ``fail``."""
 
-    def __init__(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+    def __init__(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         self.topic, self.key, self.payload = topic, key, value
+        self.headers = headers or []
         self.is_done = False
         self.exception: BaseException | None = None
         self._value: RecordMetadata | None = None
@@ -116,8 +123,14 @@ class FakeProducer:
         self.sent: list[FakeSendFuture] = []
         self.closed = False
 
-    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> SendFuture:
-        future = FakeSendFuture(topic, key, value)
+    def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> SendFuture:
+        future = FakeSendFuture(topic, key, value, headers)
         self.sent.append(future)
         self.on_send(future)
         return future

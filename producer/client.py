@@ -48,7 +48,13 @@ class SendFuture(Protocol):
 class ProducerClient(Protocol):
     """``kafka.KafkaProducer``, as far as the service uses it."""
 
-    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> SendFuture:
+    def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> SendFuture:
         """Queue a record; raises KafkaError when it cannot even be queued."""
 
     def partitions_for(self, topic: str) -> set[int] | None:

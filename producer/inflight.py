@@ -118,6 +118,12 @@ class InFlight:
             error = future.exception
             yield seq, now - sent_at, future.value if error is None else error
 
+    def abandon(self) -> list[int]:
+        """Give up on every send still unanswered (the client is closed): their seqs."""
+        abandoned = [seq for seq, _, _ in self._pending]
+        self._pending.clear()
+        return abandoned
+
     def stalled(self) -> Stall | None:
         """Give up on every send if the oldest is unanswered past the deadline.
 

@@ -19,6 +19,11 @@ SENT_BYTES = Counter(
     "Bytes of keys and values the broker acknowledged.",
     ["messaging_destination_name"],
 )
+SOURCE_SKIPPED = Counter(
+    "producer_source_skipped",
+    "Input a source could not make a record of (a bad JSON line, say): logged, never sent.",
+    ["messaging_destination_name"],
+)
 DELIVERY_DURATION = BatchHistogram(
     "messaging_client_operation_duration_seconds",
     "Time from send() to the broker's acknowledgement.",

@@ -1,4 +1,5 @@
-"""The producer loop: numbered messages at a steady rate until asked to stop.
+"""The producer loop: numbered messages at a steady rate until asked to stop, or the
+records of a source (``producer/source.py``) until it ends.
 
 Every message gets an answer: delivered or failed. kafka-python promises one
 within delivery.timeout.ms, and 3.0.12 can break that promise: after a batch
@@ -15,6 +16,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import structlog
 from kafka.errors import KafkaError, KafkaTimeoutError, UnsupportedForMessageFormatError
@@ -29,8 +31,10 @@ from common.shutdown import Shutdown
 from common.throttle import ThrottleWatch
 from producer import metrics
 from producer.client import ProducerClient
+from producer.feed import Feed
 from producer.inflight import InFlight, limit_for
 from producer.pace import Pace
+from producer.source import Prepared, Skipped
 
 #: Seconds the final flush may take; with close() it stays inside Docker's 10 s grace.
 FLUSH_TIMEOUT_S = 5.0
@@ -38,6 +42,19 @@ FLUSH_TIMEOUT_S = 5.0
 _TICK_S = 0.5
 #: Slack on top of the client's own deadline before a send counts as unanswered.
 STALL_GRACE_S = 5.0
+#: Longest the loop waits for a source while sends are unanswered.
+_FEED_WAIT_S = 0.01
+
+
+@dataclass
+class _Tally:
+    """What became of a source's records: each one sent is delivered or failed."""
+
+    #: Records taken from the source to send (a skipped input is none).
+    read: int = 0
+    delivered: int = 0
+    failed: int = 0
+    skipped: int = 0
 
 
 def producer_id() -> str:
@@ -56,8 +73,12 @@ class ProducerService:
         shutdown: Shutdown,
         *,
         clock: Callable[[], float] = time.perf_counter,
+        feed: Feed | None = None,
     ) -> None:
         self._settings = plan.settings
+        #: The records of PRODUCER_SOURCE; None: numbered envelopes.
+        self._feed = feed
+        self._tally = _Tally()
         #: Pacing, answer times and the stall check; a test moves it by hand.
         self._clock_s = clock
         self._connect = connect
@@ -91,8 +112,14 @@ class ProducerService:
         if self._client is None:
             return
         if self._wait_for_topic(self._client):
-            self._loop()
+            if self._feed is None:
+                self._loop()
+            else:
+                self._feed.start()
+                self._loop_feed(self._feed)
         self._close()
+        if self._feed is not None:
+            self._finish(self._feed)
         if self._refused is not None:
             raise ServiceFailed(
                 "compression_refused",
@@ -160,6 +187,94 @@ class ProducerService:
             if not self._check_client():
                 return
 
+    def _loop_feed(self, feed: Feed) -> None:
+        """Send what the source gives, paced, until it ends or a stop is asked for."""
+        pace = Pace(self._settings.rate, clock=self._clock_s)
+        inflight = self._inflight
+        while not self._shutdown.requested and self._refused is None:
+            self._health.beat()
+            self._throttle.check()
+            if inflight.has_answers:
+                self._take_answers()
+            if feed.finished:
+                return
+            due = pace.due()
+            if not due:
+                wait_s = min(pace.wait_s(), _TICK_S)
+                if inflight:
+                    inflight.wait(wait_s)
+                else:
+                    self._shutdown.wait(wait_s)
+                continue
+            room = inflight.room
+            if not room:
+                inflight.wait(_TICK_S)
+                self._take_answers()
+                continue
+            # While sends are unanswered, wait for the source only briefly: their
+            # answers are timed when taken.
+            items = feed.take(min(due, room), _FEED_WAIT_S if inflight else _TICK_S)
+            for index, item in enumerate(items):
+                if isinstance(item, Skipped):
+                    self._skip(item)
+                    continue
+                self._tally.read += 1
+                if not self._send_record(self._tally.read, item):
+                    # The client could not queue it, after blocking: look after
+                    # things before the rest, which go back to the feed unsent.
+                    feed.unread(items[index + 1 :])
+                    break
+            pace.took(len(items))
+            if not self._check_client():
+                return
+
+    def _send_record(self, seq: int, record: Prepared) -> bool:
+        """Send the source's record *seq*; False if the client refused to queue it."""
+        assert self._client is not None
+        try:
+            future = self._client.send(
+                self._topic, key=record.key, value=record.value, headers=record.headers
+            )
+        except KafkaError as exc:
+            self._count_failure(seq, exc)
+            return False
+        self._inflight.sent(seq, future)
+        return True
+
+    def _skip(self, skipped: Skipped) -> None:
+        self._tally.skipped += 1
+        metrics.SOURCE_SKIPPED.labels(self._topic).inc()
+        self._log.warning(events.SOURCE_SKIPPED, where=skipped.where, reason=skipped.reason)
+
+    def _finish(self, feed: Feed) -> None:
+        """Say what became of every record the source gave; exit 1 unless all were delivered."""
+        feed.stop()
+        tally = self._tally
+        unsent = feed.buffered
+        error = feed.error
+        self._log.info(
+            events.PRODUCER_FINISHED,
+            records=tally.read + unsent,
+            delivered=tally.delivered,
+            failed=tally.failed,
+            skipped=tally.skipped,
+            unsent=unsent,
+            source_ended=feed.finished,
+            source_error=None if error is None else f"{type(error).__name__}: {error}",
+        )
+        if error is not None:
+            raise ServiceFailed(
+                "source_failed",
+                f"PRODUCER_SOURCE={self._settings.source} raised {type(error).__name__}: "
+                f"{error}; what it gave before is accounted for in producer.finished",
+            )
+        if tally.failed or tally.skipped or unsent:
+            raise ServiceFailed(
+                "records_undelivered",
+                f"of {tally.read + unsent} records {tally.failed} failed and {unsent} were "
+                f"not sent, and {tally.skipped} inputs were skipped; see producer.finished",
+            )
+
     def _send(self, seq: int) -> bool:
         """Send message *seq*; False if the client refused to queue it (counted as failed)."""
         assert self._client is not None
@@ -202,6 +317,7 @@ class ProducerService:
             self._latency.observe_many(latencies)
             self._sent.inc(len(latencies))
             self._sent_bytes.inc(sent_bytes)
+            self._tally.delivered += len(latencies)
 
     def _check_client(self) -> bool:
         """Replace a client that gave up or left sends unanswered; False if stopping meanwhile."""
@@ -247,6 +363,7 @@ class ProducerService:
         if not getattr(exc, "retriable", True):
             self._gave_up_on = str(exc)
         error_type = type(exc).__name__
+        self._tally.failed += 1
         metrics.SEND_ERRORS.labels(self._topic, error_type).inc()
         self._health.set_ready(False, f"last send failed: {error_type}")
         self._log.warning(events.MESSAGE_FAILED, topic=self._topic, seq=seq, error=str(exc))
@@ -263,6 +380,10 @@ class ProducerService:
         self._close_client(timeout=1.0)
         # Closing answered whatever the flush left: delivered, or failed.
         self._take_answers()
+        # Whatever is still unanswered never will be now: failed, each in its own line.
+        unanswered = KafkaTimeoutError("unanswered when the producer closed")
+        for seq in self._inflight.abandon():
+            self._count_failure(seq, unanswered)
         self._log.info(events.PRODUCER_CLOSED, took_s=round(time.monotonic() - started, 3))
 
     def _close_client(self, timeout: float) -> None:

@@ -77,7 +77,10 @@ def test_the_readme_is_a_front_door() -> None:
     assert len((REPO / "README.md").read_text().splitlines()) <= 220
 
 
-def test_the_handler_example_in_the_docs_is_the_type_checked_file() -> None:
-    page = (REPO / "docs" / "handlers.md").read_text()
-    blocks = re.findall(r"^```python\n(.*?)^```", page, flags=re.M | re.S)
-    assert blocks == [(REPO / "examples" / "orders.py").read_text()]
+@pytest.mark.parametrize(
+    ("page", "example"), [("handlers.md", "orders.py"), ("sources.md", "signups.py")]
+)
+def test_the_example_in_the_docs_is_the_type_checked_file(page: str, example: str) -> None:
+    text = (REPO / "docs" / page).read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```", text, flags=re.M | re.S)
+    assert blocks == [(REPO / "examples" / example).read_text()]

@@ -7,8 +7,8 @@ that follows from settings together, including the exact client arguments.
 from common.config._cli import argument_parser, parse_overrides
 from common.config._env import env_names, env_variables
 from common.config._errors import ConfigError, load
-from common.config._handler import takes_a_record
 from common.config._kafka_args import ClientArgs, ConsumerArgs, ProducerArgs
+from common.config._named import takes_a_record
 from common.config._plan import (
     BOOTSTRAP_TIMEOUT_MS,
     Connection,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import overload
 
@@ -25,7 +25,6 @@ from pydantic_settings import BaseSettings
 from common import eventhubs
 from common.config._env import label
 from common.config._errors import ConfigError
-from common.config._handler import import_handler
 from common.config._kafka_args import (
     ClientArgs,
     ConnectionArgs,
@@ -33,6 +32,7 @@ from common.config._kafka_args import (
     ProducerArgs,
     SaslMechanism,
 )
+from common.config._named import import_handler, import_source
 from common.config._security import (
     EventHubsEntra,
     EventHubsKey,
@@ -108,6 +108,9 @@ class ProducerPlan:
     secrets: tuple[str, ...] = field(repr=False)
     #: Holds the SASL password: kept out of the repr.
     kafka: ProducerArgs = field(repr=False)
+    #: What PRODUCER_SOURCE names: a built-in's name, or the user's iterable or
+    #: factory of one, imported; None: numbered envelopes.
+    source: str | Callable[[], object] | Iterable[object] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,9 +144,10 @@ def resolve(settings: ProducerSettings | ConsumerSettings) -> ProducerPlan | Con
     secrets = _secrets(connection.security)
     if isinstance(settings, ProducerSettings):
         producer = _producer_args(settings, connection, problems)
+        source = _source(settings, problems)
         problems.raise_any()
         assert topic is not None  # a missing topic is a problem raised above
-        return ProducerPlan(settings, topic, connection, secrets, producer)
+        return ProducerPlan(settings, topic, connection, secrets, producer, source)
     group_id = settings.group_id
     if group_id is None:
         problems.missing("group_id")
@@ -492,6 +496,29 @@ def _consumer_args(
         "max_poll_interval_ms": settings.max_poll_interval_ms,
         "fetch_max_bytes": FETCH_MAX_BYTES,
     }
+
+
+#: PRODUCER_SOURCE's built-in sources (producer/stdin.py).
+BUILT_IN_SOURCES = ("stdin-json", "stdin-text")
+
+
+def _source(
+    settings: ProducerSettings, problems: _Problems
+) -> str | Callable[[], object] | Iterable[object] | None:
+    spec = settings.source
+    if spec is None or spec in BUILT_IN_SOURCES:
+        return spec
+    if ":" not in spec:
+        problems.add(
+            f"PRODUCER_SOURCE={spec} is neither {' nor '.join(BUILT_IN_SOURCES)} nor "
+            "package.module:name"
+        )
+        return None
+    try:
+        return import_source(spec)
+    except ValueError as exc:
+        problems.add(f"PRODUCER_SOURCE={spec}: {exc}")
+        return None
 
 
 def _handler(settings: ConsumerSettings, problems: _Problems) -> Callable[..., object] | None:

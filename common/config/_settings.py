@@ -245,6 +245,21 @@ class ProducerSettings(KafkaSettings):
         default=None,
         ge=1_000,
     )
+    source: str | None = env(
+        "PRODUCER_SOURCE",
+        description="Where records come from: stdin-json (a JSON object a line), stdin-text "
+        "(a value a line), or package.module:name (an iterable, or a callable of none that "
+        "returns one); the producer exits when it ends; default: numbered envelopes "
+        "(docs/sources.md)",
+        default=None,
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, value: str | None) -> str | None:
+        if value is not None and ":" in value and not _IMPORT_STRING.match(value):
+            raise ValueError("is not package.module:name (for example myapp.events:generate)")
+        return value
 
 
 class ConsumerSettings(KafkaSettings):

@@ -1,24 +1,24 @@
-"""``CONSUMER_HANDLER``: the user's code, imported once at start, as uvicorn imports ``module:app``.
+"""What ``CONSUMER_HANDLER`` and ``PRODUCER_SOURCE`` name: the user's code, imported once at
+start, as uvicorn imports ``module:app``.
 
 Importing it here, while the settings are resolved, makes a misspelt module,
-a missing name or a handler of the wrong shape one line and exit 2 before
-anything connects, like any other bad setting. What the handler does with
-a record is the consumer's business (``consumer/handler.py``).
+a missing name or an object of the wrong shape one line and exit 2 before
+anything connects, like any other bad setting. What is done with it is the
+services' business (``consumer/handler.py``, ``producer/source.py``).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 
-def import_handler(spec: str) -> Callable[..., object]:
-    """The callable *spec* (``package.module:name``) names; ValueError saying why not.
+def import_named(spec: str) -> object:
+    """The object *spec* (``package.module:name``) names; ValueError saying why not.
 
-    It must take one argument (the handler) or none (a factory of one, or of
-    a context manager that gives one). The user's module may fail in any way
-    as it is imported; that is said in one line, never as a traceback.
+    The user's module may fail in any way as it is imported; that is said
+    in one line, never as a traceback.
     """
     module_name, _, attribute = spec.partition(":")
     try:
@@ -36,6 +36,14 @@ def import_handler(spec: str) -> Callable[..., object]:
             found = getattr(found, name)
         except AttributeError:
             raise ValueError(f"{module_name} has no {attribute!r}") from None
+    return found
+
+
+def import_handler(spec: str) -> Callable[..., object]:
+    """The callable *spec* names: one that takes one argument (the handler) or none
+    (a factory of one, or of a context manager that gives one); ValueError if not."""
+    found = import_named(spec)
+    attribute = spec.partition(":")[2]
     if not callable(found):
         raise ValueError(f"{attribute} is not callable (it is a {type(found).__name__} value)")
     if takes_a_record(found) or _takes_nothing(found):
@@ -43,6 +51,25 @@ def import_handler(spec: str) -> Callable[..., object]:
     raise ValueError(
         f"{attribute} takes {inspect.signature(found)}: "
         "a handler takes one record, a factory nothing"
+    )
+
+
+def import_source(spec: str) -> Callable[[], object] | Iterable[object]:
+    """The iterable *spec* names, or a callable of none that makes one; ValueError if not."""
+    found = import_named(spec)
+    attribute = spec.partition(":")[2]
+    if callable(found):
+        if _takes_nothing(found):
+            return found
+        raise ValueError(
+            f"{attribute} takes {inspect.signature(found)}: a source is an iterable, "
+            "or a callable of no arguments that returns one"
+        )
+    if isinstance(found, Iterable) and not isinstance(found, str | bytes):
+        return found
+    raise ValueError(
+        f"{attribute} is a {type(found).__name__} value: a source is an iterable, "
+        "or a callable of no arguments that returns one"
     )
 
 
