@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck pytest compose-test install jars broker-prereqs promtool kcat sarama iptables demo bench clean
+.PHONY: test lint typecheck pytest compose-test install jars broker-prereqs promtool kcat sarama iptables postgresql demo bench clean
 
 test: broker-prereqs lint typecheck pytest compose-test
 
@@ -13,7 +13,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,bench]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,bench,postgres]'
 	touch $@
 
 lint: install
@@ -72,7 +72,19 @@ sarama:
 iptables:
 	$(call debian,iptables,iptables)
 
-pytest: install jars promtool kcat sarama iptables
+# PostgreSQL's server for the sink's tests (tests/test_postgres_sink.py), which
+# start a cluster of their own on loopback; Debian ships it, nothing is started here.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing PostgreSQL (Debian package postgresql)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
+	  else \
+	    echo "make test: PostgreSQL is missing: sudo apt-get install postgresql" >&2; exit 1; \
+	  fi; \
+	}
+
+pytest: install jars promtool kcat sarama iptables postgresql
 	$(BIN)/pytest -m "not compose"
 
 # docker-compose.yml for real, on a Docker engine: the running one, or (as root

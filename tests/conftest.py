@@ -25,6 +25,7 @@ from common.histogram import BatchHistogram
 from harness import ServiceGroup, ServiceProcess, service_env, walkthrough_env
 from localkafka import front
 from tests import clients
+from tests.postgres import PostgresServer
 
 T = TypeVar("T")
 
@@ -208,6 +209,17 @@ def eventhubs_front(kafka: Cluster) -> Iterator[EventHubsFront]:
         yield control
     finally:
         front.Rules().save(kafka.data_dir)
+
+
+@pytest.fixture
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server of the test's own, on loopback; stopped and removed after."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture

@@ -1,0 +1,11 @@
+"""An idempotent PostgreSQL sink: each record one row, however often it is delivered.
+
+Run it with ``CONSUMER_HANDLER=examples.postgres_sink:handler`` and the
+database named by ``SINK_DATABASE_URL`` (a libpq connection string or URI)
+or libpq's own variables (``PGHOST``, ``PGUSER``, ``PGPASSWORD``...).
+docs/postgres-sink.md says how it works and how to check the table.
+"""
+
+from examples.postgres_sink.sink import TABLE, handler
+
+__all__ = ["TABLE", "handler"]
