@@ -15,9 +15,13 @@ RUN python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))
 COPY . .
 RUN /opt/venv/bin/pip install --no-deps .
 
-FROM python:3.11.12-slim-bookworm
+# docker-compose.yml's `postgres` profile: the same, plus psycopg (the postgres extra).
+FROM build AS build-postgres-sink
+RUN python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["postgres"], sep="\n")' > postgres.txt \
+ && /opt/venv/bin/pip install --constraint constraints.txt --requirement postgres.txt
+
+FROM python:3.11.12-slim-bookworm AS runtime
 RUN useradd --system --no-log-init --uid 10001 --no-create-home app
-COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -29,3 +33,14 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-m", "common.healthcheck"]
 ENTRYPOINT ["python", "-m"]
 CMD ["consumer"]
+
+# `CONSUMER_HANDLER=examples.postgres_sink:handler`: the example handler beside the services.
+FROM runtime AS postgres-sink
+COPY --from=build-postgres-sink /opt/venv /opt/venv
+COPY examples/__init__.py /opt/examples/examples/
+COPY examples/postgres_sink/ /opt/examples/examples/postgres_sink/
+ENV PYTHONPATH=/opt/examples
+
+# The default, last: `docker build .` and the compose file's producer and consumer.
+FROM runtime
+COPY --from=build /opt/venv /opt/venv

@@ -258,6 +258,22 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         out += ["Resident memory:", ""]
         out += [*_table(["service", "idle", "under load (peak)"], rows), ""]
+    if "sources" in cases:
+        c = cases["sources"]
+        rows = [
+            [
+                f"`{name}`",
+                f"{c[name]['messages_per_s']['median']:,.0f} "
+                f"(±{c[name]['messages_per_s']['spread'] * 50:.0f}%)",
+            ]
+            for name in ("envelopes", "stdin-json", "stdin-text")
+        ]
+        out += [
+            f"Producer sources at full speed, {c['records']:,} records of about "
+            f"{c['value_bytes']} B, messages/s (`python -m producer`, median of rounds):",
+            "",
+        ]
+        out += [*_table(["PRODUCER_SOURCE", "messages/s"], rows), ""]
     if "hotpath" in cases:
         c = cases["hotpath"]
         row = [

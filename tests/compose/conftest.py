@@ -29,14 +29,17 @@ def docker_env() -> Iterator[dict[str, str]]:
 def compose_services(
     docker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> list[str]:
-    """Every service whose image could be had: pulled, present or stood in for.
+    """Every service of `docker compose up` whose image could be had: pulled, present
+    or stood in for; the images of the profiles' services are made ready too.
 
     Grafana's cannot be had here; its service is left out of the runs.
     """
     env_file = tmp_path_factory.mktemp("probe") / ".env"
     env_file.write_text("")
     config = json.loads(
-        Project("ehk-probe", docker_env, env_file, []).compose("config", "--format", "json")
+        Project("ehk-probe", docker_env, env_file, []).compose(
+            "--profile", "postgres", "config", "--format", "json"
+        )
     )
     named = {s["image"] for s in config["services"].values() if "build" not in s}
     named |= images.dockerfile_bases(REPO / "Dockerfile")
@@ -48,7 +51,8 @@ def compose_services(
     return [
         name
         for name, service in config["services"].items()
-        if "build" in service or report[service["image"]] != "missing"
+        if not service.get("profiles")
+        and ("build" in service or report[service["image"]] != "missing")
     ]
 
 

@@ -26,6 +26,7 @@ STANDIN_FOR = {
     "python": "python",
     "apache/kafka": "kafka",
     "prom/prometheus": "prometheus",
+    "postgres": "postgres",
 }
 #: Images nothing here can stand in for; their services are left out.
 WITHOUT_STANDIN = {"grafana/grafana"}
