@@ -18,25 +18,19 @@ RECORDS = 300
 
 
 def _run_producer(compose: Project, events: Path) -> subprocess.CompletedProcess[str]:
+    command = [
+        str(COMPOSE),
+        "--project-name", compose.name,
+        "--project-directory", str(REPO),
+        "--env-file", str(compose.env_file),
+        "run", "--rm", "-T",
+        "-e", "PRODUCER_SOURCE=stdin-json",
+        "-e", "PRODUCER_RATE=0",
+        "producer",
+    ]  # fmt: skip
     with events.open("rb") as stdin:
         return subprocess.run(
-            [
-                str(COMPOSE),
-                "--project-name",
-                compose.name,
-                "--project-directory",
-                str(REPO),
-                "--env-file",
-                str(compose.env_file),
-                "run",
-                "--rm",
-                "-T",
-                "-e",
-                "PRODUCER_SOURCE=stdin-json",
-                "-e",
-                "PRODUCER_RATE=0",
-                "producer",
-            ],  # fmt: skip
+            command,
             env=compose.env,
             stdin=stdin,
             capture_output=True,
