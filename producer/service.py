@@ -113,10 +113,10 @@ class ProducerService:
             return
         if self._wait_for_topic(self._client):
             if self._feed is None:
-                self._loop()
+                self._paced(self._envelopes())
             else:
                 self._feed.start()
-                self._loop_feed(self._feed)
+                self._paced(self._records_of(self._feed))
         self._close()
         if self._feed is not None:
             self._finish(self._feed)
@@ -155,10 +155,16 @@ class ProducerService:
             self._shutdown.wait(delay)
         return False
 
-    def _loop(self) -> None:
+    def _paced(self, burst: Callable[[int], int | None]) -> None:
+        """Call *burst* with how many records may go now, at PRODUCER_RATE, until a stop.
+
+        *burst* sends up to that many and says how many it took, or None when
+        it has no more ever (the source ended). Between bursts the loop takes
+        the broker's answers, beats the health check, and replaces a client
+        that gave up.
+        """
         pace = Pace(self._settings.rate, clock=self._clock_s)
         inflight = self._inflight
-        seq = 0
         while not self._shutdown.requested and self._refused is None:
             self._health.beat()
             self._throttle.check()
@@ -178,42 +184,37 @@ class ProducerService:
                 inflight.wait(_TICK_S)
                 self._take_answers()
                 continue
-            # The burst, in a row: nothing else per message, this is the hot path.
-            first = seq + 1
-            for seq in range(first, first + min(due, room)):
-                if not self._send(seq):
-                    break  # the client could not queue it, after blocking: look after things
-            pace.took(seq - first + 1)
+            took = burst(min(due, room))
+            if took is None:
+                return
+            pace.took(took)
             if not self._check_client():
                 return
 
-    def _loop_feed(self, feed: Feed) -> None:
-        """Send what the source gives, paced, until it ends or a stop is asked for."""
-        pace = Pace(self._settings.rate, clock=self._clock_s)
-        inflight = self._inflight
-        while not self._shutdown.requested and self._refused is None:
-            self._health.beat()
-            self._throttle.check()
-            if inflight.has_answers:
-                self._take_answers()
+    def _envelopes(self) -> Callable[[int], int | None]:
+        """Bursts of numbered envelopes, for ever."""
+        seq = 0
+
+        def burst(count: int) -> int:
+            nonlocal seq
+            # The burst, in a row: nothing else per message, this is the hot path.
+            first = seq + 1
+            for seq in range(first, first + count):
+                if not self._send(seq):
+                    break  # the client could not queue it, after blocking: look after things
+            return seq - first + 1
+
+        return burst
+
+    def _records_of(self, feed: Feed) -> Callable[[int], int | None]:
+        """Bursts of what the source gives, until it has no more."""
+
+        def burst(most: int) -> int | None:
             if feed.finished:
-                return
-            due = pace.due()
-            if not due:
-                wait_s = min(pace.wait_s(), _TICK_S)
-                if inflight:
-                    inflight.wait(wait_s)
-                else:
-                    self._shutdown.wait(wait_s)
-                continue
-            room = inflight.room
-            if not room:
-                inflight.wait(_TICK_S)
-                self._take_answers()
-                continue
+                return None
             # While sends are unanswered, wait for the source only briefly: their
             # answers are timed when taken.
-            items = feed.take(min(due, room), _FEED_WAIT_S if inflight else _TICK_S)
+            items = feed.take(most, _FEED_WAIT_S if self._inflight else _TICK_S)
             for index, item in enumerate(items):
                 if isinstance(item, Skipped):
                     self._skip(item)
@@ -223,10 +224,10 @@ class ProducerService:
                     # The client could not queue it, after blocking: look after
                     # things before the rest, which go back to the feed unsent.
                     feed.unread(items[index + 1 :])
-                    break
-            pace.took(len(items))
-            if not self._check_client():
-                return
+                    return index + 1
+            return len(items)
+
+        return burst
 
     def _send_record(self, seq: int, record: Prepared) -> bool:
         """Send the source's record *seq*; False if the client refused to queue it."""

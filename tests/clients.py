@@ -81,6 +81,27 @@ def console_records(out: str) -> list[tuple[int, int, str, str]]:
     return records
 
 
+def console_read(bootstrap: str, topic: str, count: int) -> list[tuple[str, str, str]]:
+    """(headers, key, value) of *topic*'s first *count* records, as Kafka's console consumer
+    prints them: headers as ``name:value`` joined by ``|``."""
+    out = java(
+        CONSOLE_CONSUMER,
+        "--bootstrap-server", bootstrap,
+        "--topic", topic,
+        "--from-beginning",
+        "--max-messages", str(count),
+        "--timeout-ms", "30000",
+        "--property", "print.headers=true",
+        "--property", "print.key=true",
+        "--property", "headers.separator=|",
+    )  # fmt: skip
+    records = []
+    for line in out.splitlines():
+        headers, key, value = line.split("\t", 2)
+        records.append((headers, key, value))
+    return records
+
+
 CONSOLE_PRINT = (
     "--property",
     "print.partition=true",

@@ -17,7 +17,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
-from tests.clients import CONSOLE_CONSUMER, CONSOLE_PRODUCER, java, kcat, read_all
+from tests.clients import CONSOLE_PRODUCER, console_read, java, kcat, read_all
 from tests.conftest import Cluster, EventHubsFront, Services, eventhubs_env
 
 HANDLER_SETTINGS = {
@@ -75,20 +75,8 @@ def _handled(consumer: object) -> list[str]:
 
 def _dead_letters(kafka: Cluster, topic: str, count: int) -> list[dict[str, str]]:
     """The dead-letter topic as Kafka's own console consumer prints it: headers and value."""
-    out = java(
-        CONSOLE_CONSUMER,
-        "--bootstrap-server", kafka.bootstrap_servers,
-        "--topic", topic,
-        "--from-beginning",
-        "--max-messages", str(count),
-        "--timeout-ms", "30000",
-        "--property", "print.headers=true",
-        "--property", "print.key=true",
-        "--property", "headers.separator=|",
-    )  # fmt: skip
     letters = []
-    for line in out.splitlines():
-        headers, key, value = line.split("\t", 2)
+    for headers, key, value in console_read(kafka.bootstrap_servers, topic, count):
         fields = dict(h.split(":", 1) for h in headers.split("|"))
         letters.append({**fields, "key": key, "value": value})
     return letters

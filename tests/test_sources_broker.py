@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.clients import CONSOLE_CONSUMER, java
+from tests.clients import console_read
 from tests.conftest import REPO, Cluster
 
 #: Lines of the file that no record can be made of, by their line number.
@@ -48,26 +48,6 @@ def _producer(kafka: Cluster, topic: str, source: str, **settings: str) -> subpr
 def _events(out: str, event: str) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return [line for line in lines if line["event"] == event]
-
-
-def _read_back(kafka: Cluster, topic: str, count: int) -> list[tuple[str, str, str]]:
-    """(headers, key, value) of each record, as Kafka's console consumer prints them."""
-    out = java(
-        CONSOLE_CONSUMER,
-        "--bootstrap-server", kafka.bootstrap_servers,
-        "--topic", topic,
-        "--from-beginning",
-        "--max-messages", str(count),
-        "--timeout-ms", "30000",
-        "--property", "print.headers=true",
-        "--property", "print.key=true",
-        "--property", "headers.separator=|",
-    )  # fmt: skip
-    records = []
-    for line in out.splitlines():
-        headers, key, value = line.split("\t", 2)
-        records.append((headers, key, value))
-    return records
 
 
 def test_a_file_of_json_lines_is_published_and_each_bad_line_named(
@@ -108,7 +88,7 @@ def test_a_file_of_json_lines_is_published_and_each_bad_line_named(
         "source_ended": True,
     }
     # Kafka's own consumer reads every record, in the file's order, as the line wrote it.
-    assert _read_back(kafka, topic, RECORDS) == expected
+    assert console_read(kafka.bootstrap_servers, topic, RECORDS) == expected
 
 
 def test_text_lines_are_published_as_they_are_and_exit_0(
@@ -123,7 +103,7 @@ def test_text_lines_are_published_as_they_are_and_exit_0(
     assert producer.returncode == 0, err
     (finished,) = _events(out, "producer.finished")
     assert (finished["records"], finished["delivered"]) == (200, 200)
-    assert [value for _, _, value in _read_back(kafka, topic, 200)] == values
+    assert [value for _, _, value in console_read(kafka.bootstrap_servers, topic, 200)] == values
 
 
 def test_a_stop_while_the_source_waits_accounts_for_every_line_read(
@@ -149,4 +129,4 @@ def test_a_stop_while_the_source_waits_accounts_for_every_line_read(
     assert finished["source_ended"] is False
     assert (finished["records"], finished["delivered"], finished["unsent"]) == (50, 50, 0)
     assert producer.returncode == 0  # everything read was delivered
-    assert len(_read_back(kafka, topic, 50)) == 50
+    assert len(console_read(kafka.bootstrap_servers, topic, 50)) == 50
