@@ -119,7 +119,7 @@ class ProducerService:
                 self._paced(self._records_of(self._feed))
         self._close()
         if self._feed is not None:
-            self._finish(self._feed)
+            self._account_for(self._feed)
         if self._refused is not None:
             raise ServiceFailed(
                 "compression_refused",
@@ -127,6 +127,8 @@ class ProducerService:
                 f"({type(self._refused).__name__}); Event Hubs takes them only on Premium and "
                 "Dedicated namespaces: set KAFKA_COMPRESSION_TYPE=none",
             )
+        if self._feed is not None:
+            self._fail_unless_delivered(self._feed)
 
     def _client_metrics(self) -> Mapping[str, Mapping[str, float]]:
         return {} if self._client is None else self._client.metrics()
@@ -247,8 +249,8 @@ class ProducerService:
         metrics.SOURCE_SKIPPED.labels(self._topic).inc()
         self._log.warning(events.SOURCE_SKIPPED, where=skipped.where, reason=skipped.reason)
 
-    def _finish(self, feed: Feed) -> None:
-        """Say what became of every record the source gave; exit 1 unless all were delivered."""
+    def _account_for(self, feed: Feed) -> None:
+        """Say what became of every record the source gave, in one line."""
         feed.stop()
         tally = self._tally
         unsent = feed.buffered
@@ -263,6 +265,10 @@ class ProducerService:
             source_ended=feed.finished,
             source_error=None if error is None else f"{type(error).__name__}: {error}",
         )
+
+    def _fail_unless_delivered(self, feed: Feed) -> None:
+        """Exit 1 unless every record the source gave was delivered and nothing skipped."""
+        tally, unsent, error = self._tally, feed.buffered, feed.error
         if error is not None:
             raise ServiceFailed(
                 "source_failed",

@@ -85,3 +85,27 @@ def test_the_paced_loop_waits_for_its_next_send_rather_than_spinning() -> None:
     assert 99 <= len(client.sent) <= 101  # 10 a second for 10 s
     # One wait per paced send (two with rounding), not thousands of empty turns.
     assert shutdown.waits <= 2 * len(client.sent) + 5
+
+
+class _ClosesWithoutAnswering(FakeProducer):
+    """A client whose close leaves its sends unanswered (a broker gone for good)."""
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed = True
+
+
+def test_sends_still_unanswered_at_close_are_each_counted_failed_once() -> None:
+    shutdown = Shutdown()
+    client = _ClosesWithoutAnswering(on_send=lambda _future: shutdown.event.set())
+    service = ProducerService(_plan(rate=0), lambda: client, Health(), shutdown)
+    with structlog.testing.capture_logs() as logs:
+        service.run()
+
+    failed = [log["seq"] for log in logs if log["event"] == events.MESSAGE_FAILED]
+    assert client.sent
+    assert sorted(failed) == list(range(1, len(client.sent) + 1))
+    assert all(
+        "unanswered when the producer closed" in str(log["error"])
+        for log in logs
+        if log["event"] == events.MESSAGE_FAILED
+    )
