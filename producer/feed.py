@@ -38,6 +38,8 @@ class Feed:
         self._room = threading.Event()
         self._reader_waits = False
         self._stopped = False
+        # Makes a stop a clean cut: an item is in the buffer, or was given after the stop.
+        self._cut = threading.Lock()
         #: The source raised this instead of ending.
         self.error: BaseException | None = None
         self._ended = False
@@ -46,20 +48,22 @@ class Feed:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
-        """Read no more; what the source is doing now is left to it (the thread is a daemon)."""
-        self._stopped = True
+    def stop(self) -> int:
+        """Take no more from the source; how many items it gave that were not taken.
+
+        What the source is doing now is left to it (the thread is a daemon);
+        anything it gives from now on is not taken.
+        """
+        with self._cut:
+            self._stopped = True
+            unsent = len(self._items)
         self._room.set()
+        return unsent
 
     @property
     def finished(self) -> bool:
         """The source ended (or failed), and everything it gave was taken."""
         return self._ended and not self._items
-
-    @property
-    def buffered(self) -> int:
-        """Items read from the source and not taken yet."""
-        return len(self._items)
 
     def take(self, most: int, timeout: float) -> list[Prepared | Skipped]:
         """Up to *most* items, waiting up to *timeout* when there are none yet."""
@@ -85,9 +89,11 @@ class Feed:
         items, limit = self._items, self._limit
         try:
             for position, item in enumerate(self._source, start=1):
-                if self._stopped:
-                    return
-                items.append(prepared(item, f"record {position}"))
+                ready = prepared(item, f"record {position}")
+                with self._cut:
+                    if self._stopped:
+                        return
+                    items.append(ready)
                 if self._taker_waits:
                     self._ready.set()
                 if len(items) >= limit:

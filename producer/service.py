@@ -79,6 +79,8 @@ class ProducerService:
         #: The records of PRODUCER_SOURCE; None: numbered envelopes.
         self._feed = feed
         self._tally = _Tally()
+        #: Records the source gave and the loop never took, counted at the stop.
+        self._unsent = 0
         #: Pacing, answer times and the stall check; a test moves it by hand.
         self._clock_s = clock
         self._connect = connect
@@ -251,9 +253,8 @@ class ProducerService:
 
     def _account_for(self, feed: Feed) -> None:
         """Say what became of every record the source gave, in one line."""
-        feed.stop()
+        unsent = self._unsent = feed.stop()
         tally = self._tally
-        unsent = feed.buffered
         error = feed.error
         self._log.info(
             events.PRODUCER_FINISHED,
@@ -268,7 +269,7 @@ class ProducerService:
 
     def _fail_unless_delivered(self, feed: Feed) -> None:
         """Exit 1 unless every record the source gave was delivered and nothing skipped."""
-        tally, unsent, error = self._tally, feed.buffered, feed.error
+        tally, unsent, error = self._tally, self._unsent, feed.error
         if error is not None:
             raise ServiceFailed(
                 "source_failed",

@@ -68,7 +68,7 @@ def import_source(spec: str) -> Callable[[], object] | Iterable[object]:
     if isinstance(found, Iterable) and not isinstance(found, str | bytes):
         return found
     raise ValueError(
-        f"{attribute} is a {type(found).__name__} value: a source is an iterable, "
+        f"{attribute} is of type {type(found).__name__}: a source is an iterable, "
         "or a callable of no arguments that returns one"
     )
 
