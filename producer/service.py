@@ -34,7 +34,7 @@ from producer.client import ProducerClient
 from producer.feed import Feed
 from producer.inflight import InFlight, limit_for
 from producer.pace import Pace
-from producer.source import Prepared, Skipped
+from producer.source import Skipped
 
 #: Seconds the final flush may take; with close() it stays inside Docker's 10 s grace.
 FLUSH_TIMEOUT_S = 5.0
@@ -203,8 +203,9 @@ class ProducerService:
             nonlocal seq
             # The burst, in a row: nothing else per message, this is the hot path.
             first = seq + 1
+            encode, stamp, size = message.encode, self._clock.stamp, self._settings.message_size
             for seq in range(first, first + count):
-                if not self._send(seq):
+                if not self._send(seq, *encode(self._id, seq, stamp(), size)):
                     break  # the client could not queue it, after blocking: look after things
             return seq - first + 1
 
@@ -224,7 +225,7 @@ class ProducerService:
                     self._skip(item)
                     continue
                 self._tally.read += 1
-                if not self._send_record(self._tally.read, item):
+                if not self._send(self._tally.read, item.key, item.value, item.headers):
                     # The client could not queue it, after blocking: look after
                     # things before the rest, which go back to the feed unsent.
                     feed.unread(items[index + 1 :])
@@ -232,19 +233,6 @@ class ProducerService:
             return len(items)
 
         return burst
-
-    def _send_record(self, seq: int, record: Prepared) -> bool:
-        """Send the source's record *seq*; False if the client refused to queue it."""
-        assert self._client is not None
-        try:
-            future = self._client.send(
-                self._topic, key=record.key, value=record.value, headers=record.headers
-            )
-        except KafkaError as exc:
-            self._count_failure(seq, exc)
-            return False
-        self._inflight.sent(seq, future)
-        return True
 
     def _skip(self, skipped: Skipped) -> None:
         self._tally.skipped += 1
@@ -283,12 +271,17 @@ class ProducerService:
                 f"not sent, and {tally.skipped} inputs were skipped; see producer.finished",
             )
 
-    def _send(self, seq: int) -> bool:
-        """Send message *seq*; False if the client refused to queue it (counted as failed)."""
+    def _send(
+        self,
+        seq: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> bool:
+        """Send record *seq*; False if the client refused to queue it (counted as failed)."""
         assert self._client is not None
-        key, value = message.encode(self._id, seq, self._clock.stamp(), self._settings.message_size)
         try:
-            future = self._client.send(self._topic, key=key, value=value)
+            future = self._client.send(self._topic, key=key, value=value, headers=headers)
         except KafkaError as exc:
             # Raised before the record was queued (no metadata or buffer space in time).
             self._count_failure(seq, exc)

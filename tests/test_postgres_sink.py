@@ -5,8 +5,11 @@ PostgreSQL restart during the run loses nothing and dead-letters nothing."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import subprocess
+import sys
 
 import psycopg
 import pytest
@@ -141,3 +144,38 @@ def test_a_postgresql_restart_loses_nothing_and_dead_letters_nothing(
     assert not sink.events("record.dead_lettered")  # type: ignore[attr-defined]
     assert not sink.events("handler.failed")  # type: ignore[attr-defined]
     print(f"sink across a PostgreSQL restart: {len(retrying)} retries, {RECORDS} rows")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://sink:s3cret-pw@[unclosed/sink",  # libpq quotes it whole
+        "postgresql://sink:s3cret-pw@127.0.0.1:1/sink",  # nothing listening
+    ],
+)
+def test_a_database_that_cannot_be_had_is_one_line_without_its_password(url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "consumer"],
+        env={
+            "PATH": os.environ["PATH"],
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+            "KAFKA_TOPIC": "t",
+            "KAFKA_GROUP_ID": "g",
+            "METRICS_PORT": "0",
+            "CONSUMER_HANDLER": "examples.postgres_sink:handler",
+            "SINK_DATABASE_URL": url,
+        },
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "s3cret-pw" not in output
+    assert "Traceback" not in output
+    (failed,) = [line for line in output.splitlines() if '"service.failed"' in line]
+    assert '"handler_unavailable"' in failed
+    assert "SinkUnavailable" in failed

@@ -56,6 +56,10 @@ DUPLICATES = Counter(
 )
 
 
+class SinkUnavailable(Exception):
+    """The database cannot be reached or named; its message never holds a password."""
+
+
 @contextlib.contextmanager
 def handler() -> Iterator[Handler]:
     """Connects once at start (and creates the table); closes at stop."""
@@ -73,8 +77,11 @@ class Sink:
         self._conninfo = conninfo
         # At start a database that cannot be reached is the consumer's
         # service.failed reason=handler_unavailable: the orchestrator restarts it.
-        self._connection: psycopg.Connection[tuple[object, ...]] | None = self._connect()
-        self._connection.execute(CREATE)
+        try:
+            self._connection: psycopg.Connection[tuple[object, ...]] | None = self._connect()
+            self._connection.execute(CREATE)
+        except psycopg.Error as exc:
+            raise SinkUnavailable(self._said(exc)) from None
 
     def write(self, record: Record) -> None:
         try:
@@ -83,7 +90,7 @@ class Sink:
             inserted = connection.execute(INSERT, _row(record)).rowcount
         except psycopg.OperationalError as exc:
             self.close()
-            raise DependencyUnavailable(f"PostgreSQL: {str(exc).strip()[:200]}") from exc
+            raise DependencyUnavailable(f"PostgreSQL: {self._said(exc)}") from None
         (WRITTEN if inserted else DUPLICATES).inc()
 
     def close(self) -> None:
@@ -93,6 +100,24 @@ class Sink:
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+
+    def _said(self, exc: psycopg.Error) -> str:
+        """*exc* in a line fit for a log: libpq quotes a connection string it cannot
+        parse whole, password and all, so that is said without it."""
+        if isinstance(exc, psycopg.ProgrammingError):
+            return "SINK_DATABASE_URL is not a libpq connection string or URI"
+        said = " ".join(str(exc).split())[:200]
+        for secret in (_password(self._conninfo), os.environ.get("PGPASSWORD")):
+            if secret:
+                said = said.replace(secret, "***")
+        return said
+
+
+def _password(conninfo: str) -> str | None:
+    try:
+        return psycopg.conninfo.conninfo_to_dict(conninfo).get("password")  # type: ignore[return-value]
+    except psycopg.Error:
+        return None
 
 
 def _row(record: Record) -> tuple[object, ...]:
