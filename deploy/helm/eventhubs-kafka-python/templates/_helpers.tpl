@@ -1,0 +1,148 @@
+{{/* Names and labels, as `helm create` makes them. */}}
+{{- define "ehkp.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ehkp.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The name of one service's objects: ehkp.component (dict "root" $ "component" "consumer") */}}
+{{- define "ehkp.component" -}}
+{{- printf "%s-%s" (include "ehkp.fullname" .root | trunc 54 | trimSuffix "-") .component }}
+{{- end }}
+
+{{- define "ehkp.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ehkp.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- end }}
+
+{{- define "ehkp.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "ehkp.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: {{ include "ehkp.name" .root }}
+{{- end }}
+
+{{/* The Event Hubs namespace's host name, from a name or a host name. */}}
+{{- define "ehkp.eventHubsHost" -}}
+{{- $ns := required "eventHubs.namespace is required with broker: eventHubs (contoso or contoso.servicebus.windows.net)" .Values.eventHubs.namespace }}
+{{- if contains "." $ns }}{{ $ns }}{{ else }}{{ printf "%s.servicebus.windows.net" $ns }}{{ end }}
+{{- end }}
+
+{{/* Whether the services need the secret: a connection string or a SASL password. */}}
+{{- define "ehkp.usesSecret" -}}
+{{- if eq .Values.broker "eventHubs" }}
+{{- if eq .Values.eventHubs.auth "connectionString" }}true{{ end }}
+{{- else if hasPrefix "SASL_" .Values.kafka.securityProtocol }}true{{ end }}
+{{- end }}
+
+{{- define "ehkp.defaultSecretKey" -}}
+{{- if eq .Values.broker "eventHubs" }}connection-string{{ else }}sasl-password{{ end }}
+{{- end }}
+
+{{/*
+The Secret one service (or KEDA) reads: ehkp.secretRef (dict "root" $ "override" .Values.consumer.secret)
+gives "name key". An override's name wins, then `secret.name`, then the Secret
+the chart makes from `secret.value`.
+*/}}
+{{- define "ehkp.secretRef" -}}
+{{- $v := .root.Values }}
+{{- $name := "" }}
+{{- $key := "" }}
+{{- if and .override .override.name }}
+{{- $name = .override.name }}
+{{- $key = .override.key }}
+{{- else if $v.secret.name }}
+{{- $name = $v.secret.name }}
+{{- $key = $v.secret.key }}
+{{- else if $v.secret.value }}
+{{- $name = include "ehkp.fullname" .root }}
+{{- $key = $v.secret.key }}
+{{- else }}
+{{- if eq $v.broker "eventHubs" }}
+{{- fail "the services need an Event Hubs connection string: set secret.name to a Secret holding it (or secret.value), or eventHubs.auth: entraId" }}
+{{- else }}
+{{- fail (printf "kafka.securityProtocol %s needs the SASL password: set secret.name to a Secret holding it (or secret.value)" $v.kafka.securityProtocol) }}
+{{- end }}
+{{- end }}
+{{- printf "%s %s" $name (default (include "ehkp.defaultSecretKey" .root) $key) }}
+{{- end }}
+
+{{/* The environment of one service: ehkp.env (dict "root" $ "component" "consumer") */}}
+{{- define "ehkp.env" -}}
+{{- $v := .root.Values }}
+{{- $c := index $v .component }}
+{{- if eq $v.broker "eventHubs" }}
+- name: EVENTHUBS_BROKER
+  value: {{ printf "%s:9093" (include "ehkp.eventHubsHost" .root) | quote }}
+- name: EVENTHUBS_TOPIC
+  value: {{ $v.eventHubs.eventHub | quote }}
+{{- if eq $v.eventHubs.auth "entraId" }}
+- name: EVENTHUBS_NAMESPACE
+  value: {{ include "ehkp.eventHubsHost" .root | quote }}
+{{- else }}
+{{- $ref := splitList " " (include "ehkp.secretRef" (dict "root" .root "override" $c.secret)) }}
+- name: EVENTHUBS_CONNECTION_STRING
+  valueFrom:
+    secretKeyRef:
+      name: {{ index $ref 0 }}
+      key: {{ index $ref 1 }}
+{{- end }}
+{{- if eq .component "consumer" }}
+- name: EVENTHUBS_CONSUMER_GROUPID
+  value: {{ $v.eventHubs.consumerGroup | quote }}
+{{- else }}
+- name: EVENTHUBS_TIER
+  value: {{ $v.eventHubs.tier | quote }}
+{{- end }}
+{{- else }}
+- name: KAFKA_BOOTSTRAP_SERVERS
+  value: {{ required "kafka.bootstrapServers is required with broker: kafka" $v.kafka.bootstrapServers | quote }}
+- name: KAFKA_TOPIC
+  value: {{ $v.kafka.topic | quote }}
+{{- if eq .component "consumer" }}
+- name: KAFKA_GROUP_ID
+  value: {{ $v.kafka.groupId | quote }}
+{{- end }}
+- name: KAFKA_SECURITY_PROTOCOL
+  value: {{ $v.kafka.securityProtocol | quote }}
+{{- if hasPrefix "SASL_" $v.kafka.securityProtocol }}
+{{- $ref := splitList " " (include "ehkp.secretRef" (dict "root" .root "override" $c.secret)) }}
+- name: KAFKA_SASL_MECHANISM
+  value: {{ $v.kafka.sasl.mechanism | quote }}
+- name: KAFKA_SASL_USERNAME
+  value: {{ required "kafka.sasl.username is required with SASL" $v.kafka.sasl.username | quote }}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ index $ref 0 }}
+      key: {{ index $ref 1 }}
+{{- end }}
+{{- end }}
+- name: METRICS_PORT
+  value: {{ $v.metricsPort | quote }}
+- name: LOG_FORMAT
+  value: json
+{{- range $name, $value := merge (deepCopy $c.env) $v.env }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "ehkp.serviceAccountName" -}}
+{{- if .root.Values.serviceAccount.create }}{{ include "ehkp.component" . }}{{ else }}default{{ end }}
+{{- end }}
