@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck pytest compose-test install jars broker-prereqs promtool kcat sarama iptables postgresql demo bench clean
+.PHONY: test lint typecheck pytest compose-test install jars broker-prereqs promtool kcat sarama iptables postgresql kube-tools go demo bench clean
 
 test: broker-prereqs lint typecheck pytest compose-test
 
@@ -61,11 +61,30 @@ promtool:
 kcat:
 	$(call debian,kcat,kcat)
 
+go:
+	@command -v go >/dev/null 2>&1 || { echo "make test: the Go toolchain is missing (it builds tests/sarama, tests/kubetools and tests/kedascaler)" >&2; exit 1; }
+
 # The walkthrough's client, Sarama, as a small Go program of ours (tests/sarama);
 # its modules come from the Go module proxy, pinned by go.sum.
-sarama:
-	@command -v go >/dev/null 2>&1 || { echo "make test: the Go toolchain is missing (it builds tests/sarama)" >&2; exit 1; }
+sarama: go
 	cd tests/sarama && go build -o ../../build/sarama-walkthrough .
+
+# What judges the Helm chart (deploy/helm): helm and kubeconform from the Go
+# module proxy at the versions tests/kubetools/go.mod pins; KEDA's own Kafka
+# scaler as a program of ours (tests/kedascaler, about 8 minutes cold, a link
+# once Go's build cache holds it); and kubeconform's schemas: Kubernetes' from
+# kubernetes-validate, the CRDs' from KEDA's and the Prometheus Operator's
+# modules (tests/kube.py). Rebuilt only when what they come from changes.
+kube-tools: build/bin/helm build/bin/kubeconform build/bin/kedalag build/kube-schemas/.complete
+
+build/bin/helm build/bin/kubeconform &: tests/kubetools/go.mod tests/kubetools/go.sum | go
+	cd tests/kubetools && go build -o ../../build/bin/ helm.sh/helm/v3/cmd/helm github.com/yannh/kubeconform/cmd/kubeconform
+
+build/bin/kedalag: tests/kedascaler/go.mod tests/kedascaler/go.sum tests/kedascaler/main.go | go
+	cd tests/kedascaler && go build -o ../../build/bin/kedalag .
+
+build/kube-schemas/.complete: tests/kube.py tests/kubetools/go.sum tests/kedascaler/go.sum $(VENV)/.installed
+	$(BIN)/python -m tests.kube
 
 # iptables drops packets to a broker's port on loopback for the network-cut test
 # (tests/test_network_cut.py); it needs root, as the Docker engine does.
@@ -84,7 +103,7 @@ postgresql:
 	  fi; \
 	}
 
-pytest: install jars promtool kcat sarama iptables postgresql
+pytest: install jars promtool kcat sarama iptables postgresql kube-tools
 	$(BIN)/pytest -m "not compose"
 
 # docker-compose.yml for real, on a Docker engine: the running one, or (as root

@@ -129,3 +129,18 @@ def sarama_binary() -> Path:
     if result.returncode != 0:
         raise RuntimeError(f"go build of tests/sarama failed: {result.stderr[-2000:]}")
     return SARAMA_BINARY
+
+
+CONSUMER_GROUPS = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+
+
+def group_lag(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    """(topic, partition) → lag of *group*, as Kafka's kafka-consumer-groups tool
+    reports it (``--describe``: LOG-END-OFFSET minus CURRENT-OFFSET)."""
+    out = java(CONSUMER_GROUPS, "--bootstrap-server", bootstrap, "--describe", "--group", group)
+    lag = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[0] == group and fields[2].isdigit():
+            lag[(fields[1], int(fields[2]))] = int(fields[5])
+    return lag
