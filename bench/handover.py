@@ -143,12 +143,14 @@ def handover_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, 
 
 
 def strategies_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, Any]:
-    """Part (a) for each assignment strategy, alternated round by round."""
+    """Parts (a) and (b) for each assignment strategy, alternated round by round:
+    what a scale-up and a scale-down (an autoscaler's SIGTERM) cost the consumer
+    that stays."""
     del scale
     runs: dict[str, list[dict[str, float]]] = {s: [] for s in STRATEGIES}
     for _, strategy in alternate(STRATEGIES, rounds):
         runs[strategy].append(
-            one_round(bootstrap, "a", KAFKA_PARTITION_ASSIGNMENT_STRATEGY=strategy)
+            one_round(bootstrap, "ab", KAFKA_PARTITION_ASSIGNMENT_STRATEGY=strategy)
         )
     return {"rate_per_s": RATE, **{s: _summarise(r) for s, r in runs.items()}}
 

@@ -236,12 +236,20 @@ def markdown(results: dict[str, Any]) -> str:
                 f"`{name}`",
                 f"{c[name]['join_first_paused_s']['median'] * 1000:.0f} ms",
                 f"{c[name]['join_s']['median']:.2f} s",
+                f"{c[name]['sigterm_first_paused_s']['median'] * 1000:.0f} ms",
+                f"{c[name]['sigterm_s']['median']:.2f} s",
             ]
             for name in c
-            if isinstance(c[name], dict) and "join_s" in c[name]
+            if isinstance(c[name], dict) and "sigterm_s" in c[name]
         ]
-        out += ["A second consumer joins, by assignment strategy (median of rounds):", ""]
-        out += [*_table(["strategy", "first consumer's pause", "handover"], rows), ""]
+        out += [
+            "A second consumer joins, then stops (SIGTERM, as a scale-down does), by "
+            "assignment strategy (median of rounds):",
+            "",
+        ]
+        head = ["strategy", "join: first's pause", "join: handover"]
+        head += ["stop: first's pause", "stop: handover"]
+        out += [*_table(head, rows), ""]
     if "memory" in cases:
         c = cases["memory"]
         rows = [
