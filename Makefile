@@ -74,14 +74,24 @@ sarama: go
 # scaler as a program of ours (tests/kedascaler, about 8 minutes cold, a link
 # once Go's build cache holds it); and kubeconform's schemas: Kubernetes' from
 # kubernetes-validate, the CRDs' from KEDA's and the Prometheus Operator's
-# modules (tests/kube.py). Rebuilt only when what they come from changes.
-kube-tools: build/bin/helm build/bin/kubeconform build/bin/kedalag build/kube-schemas/.complete
+# modules (tests/kube.py); and a real kube-apiserver from k8s.io/kubernetes on
+# an embedded etcd (tests/kubeapi, about 4 minutes cold). Rebuilt only when
+# what they come from changes.
+kube-tools: build/bin/helm build/bin/kubeconform build/bin/kedalag build/bin/kubeapi build/kube-schemas/.complete
 
 build/bin/helm build/bin/kubeconform &: tests/kubetools/go.mod tests/kubetools/go.sum | go
 	cd tests/kubetools && go build -o ../../build/bin/ helm.sh/helm/v3/cmd/helm github.com/yannh/kubeconform/cmd/kubeconform
 
 build/bin/kedalag: tests/kedascaler/go.mod tests/kedascaler/go.sum tests/kedascaler/main.go | go
 	cd tests/kedascaler && go build -o ../../build/bin/kedalag .
+
+# The version Kubernetes' own build stamps in; without it the server says v0.0.0.
+build/bin/kubeapi: tests/kubeapi/go.mod tests/kubeapi/go.sum tests/kubeapi/main.go | go
+	cd tests/kubeapi && version=$$(go list -m -f '{{.Version}}' k8s.io/kubernetes) && \
+	  go build -o ../../build/bin/kubeapi -ldflags "\
+	    -X k8s.io/component-base/version.gitVersion=$$version \
+	    -X k8s.io/component-base/version.gitMajor=$$(echo $$version | cut -d. -f1 | tr -d v) \
+	    -X k8s.io/component-base/version.gitMinor=$$(echo $$version | cut -d. -f2)" .
 
 build/kube-schemas/.complete: tests/kube.py tests/kubetools/go.sum tests/kedascaler/go.sum $(VENV)/.installed
 	$(BIN)/python -m tests.kube

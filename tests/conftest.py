@@ -24,7 +24,7 @@ from common.config import ConsumerSettings, ProducerSettings, env_variables
 from common.histogram import BatchHistogram
 from harness import ServiceGroup, ServiceProcess, service_env, walkthrough_env
 from localkafka import front
-from tests import clients
+from tests import clients, kube
 from tests.postgres import PostgresServer
 
 T = TypeVar("T")
@@ -220,6 +220,29 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kube.ApiServer]:
+    """A real Kubernetes API server on loopback (build/bin/kubeapi), with the CRDs of
+    KEDA and the Prometheus Operator the chart's objects need, established."""
+    server = kube.ApiServer(tmp_path_factory.mktemp("kubeapi"))
+    server.start()
+    try:
+        for crd in kube.crds():
+            status, answer, _ = server.apply(crd, dry_run=False)
+            assert status in (200, 201), answer
+        for crd in kube.crds():
+            path = f"{server.resource(crd)}/{crd['metadata']['name']}"
+
+            def established(path: str = path) -> bool:
+                conditions = server.request("GET", path)[1].get("status", {}).get("conditions", [])
+                return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+            kube.wait_for(established, f"CRD {crd['metadata']['name']} established")
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

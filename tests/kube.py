@@ -14,16 +14,25 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "deploy" / "helm" / "eventhubs-kafka-python"
@@ -264,22 +273,32 @@ def _kubernetes_schemas(target: Path) -> None:
         (out / path.name).write_text(json.dumps(schema))
 
 
-def _crd_schemas(target: Path) -> None:
-    """KEDA's and the Prometheus Operator's CRDs, through kubeconform's converter."""
+def _crd_files() -> list[Path]:
+    """The CRD files of the kinds the chart renders beyond Kubernetes' own."""
     kubetools = REPO / "tests" / "kubetools"
-    converter = _module_dir(KUBECONFORM_MODULE, kubetools) / "scripts" / "openapi2jsonschema.py"
     keda = _module_dir(KEDA_MODULE, REPO / "tests" / "kedascaler") / "config" / "crd" / "bases"
     operator = _module_dir(PROMETHEUS_OPERATOR, kubetools) / "example" / "prometheus-operator-crd"
-    crds = [
+    return [
         keda / "keda.sh_scaledobjects.yaml",
         keda / "keda.sh_triggerauthentications.yaml",
         operator / "monitoring.coreos.com_podmonitors.yaml",
         operator / "monitoring.coreos.com_prometheusrules.yaml",
     ]
+
+
+def crds() -> list[dict[str, Any]]:
+    """Those CRDs, as objects to apply."""
+    return [yaml.safe_load(path.read_text()) for path in _crd_files()]
+
+
+def _crd_schemas(target: Path) -> None:
+    """KEDA's and the Prometheus Operator's CRDs, through kubeconform's converter."""
+    kubetools = REPO / "tests" / "kubetools"
+    converter = _module_dir(KUBECONFORM_MODULE, kubetools) / "scripts" / "openapi2jsonschema.py"
     out = target / "crds"
     out.mkdir(parents=True)
     subprocess.run(
-        [sys.executable, str(converter), *map(str, crds)],
+        [sys.executable, str(converter), *map(str, _crd_files())],
         cwd=out,
         env={**os.environ, "DENY_ROOT_ADDITIONAL_PROPERTIES": "1"},
         capture_output=True,
@@ -302,3 +321,148 @@ def prepare_schemas() -> None:
 if __name__ == "__main__":
     prepare_schemas()
     print("kube schemas:", SCHEMAS)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class ApiServer:
+    """build/bin/kubeapi on loopback: a real kube-apiserver 1.34 (k8s.io/kubernetes)
+    on an embedded etcd, with one admin token (tests/kubeapi). Nothing acts on the
+    objects it stores: no controller, scheduler or kubelet runs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = _free_port()
+        self.token = secrets.token_urlsafe(24)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._kinds: dict[tuple[str, str], tuple[str, bool]] = {}
+
+    def start(self, timeout: float = 120) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        (self.root / "sa.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        (self.root / "sa.pub").write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        (self.root / "tokens.csv").write_text(f"{self.token},admin,admin,system:masters\n")
+        command = [
+            str(_tool("kubeapi")),
+            "-data-dir", str(self.root),
+            "-etcd-client-port", str(_free_port()),
+            "-etcd-peer-port", str(_free_port()),
+            "--",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.port}",
+            f"--cert-dir={self.root / 'certs'}",
+            f"--token-auth-file={self.root / 'tokens.csv'}",
+            "--authorization-mode=RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={self.root / 'sa.pub'}",
+            f"--service-account-signing-key-file={self.root / 'sa.key'}",
+            "--service-cluster-ip-range=10.96.0.0/24",
+        ]  # fmt: skip
+        with (self.root / "kubeapi.log").open("wb") as log:
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        # The server announces nothing to await: ask /readyz until it says yes.
+        while self._ready() is not True:
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = (self.root / "kubeapi.log").read_text(errors="replace")[-3000:]
+                pytest.fail(f"kube-apiserver did not become ready:\n{tail}", pytrace=False)
+            time.sleep(0.5)
+
+    def _ready(self) -> bool:
+        try:
+            return self.request("GET", "/readyz")[0] == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        content_type: str = "application/json",
+        **query: str,
+    ) -> tuple[int, Any, list[str]]:
+        """(status, decoded body, Warning headers) of one API call."""
+        context = ssl.create_default_context(cafile=str(self.root / "certs" / "apiserver.crt"))
+        url = f"https://127.0.0.1:{self.port}{path}"
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {self.token}")
+        request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=30) as answer:
+                status, raw, headers = answer.status, answer.read(), answer.headers
+        except urllib.error.HTTPError as refused:
+            status, raw, headers = refused.code, refused.read(), refused.headers
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            decoded = raw.decode(errors="replace")
+        return status, decoded, headers.get_all("Warning") or []
+
+    def resource(self, obj: Mapping[str, Any]) -> str:
+        """The path of *obj*'s collection, from the server's own discovery."""
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        if (api_version, kind) not in self._kinds:
+            base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            status, listing, _ = self.request("GET", base)
+            assert status == 200, listing
+            for entry in listing["resources"]:
+                if "/" not in entry["name"]:
+                    self._kinds[(api_version, entry["kind"])] = (
+                        f"{base}/{entry['name']}",
+                        entry["namespaced"],
+                    )
+        path, namespaced = self._kinds[(api_version, kind)]
+        if namespaced:
+            prefix, _, plural = path.rpartition("/")
+            namespace = obj["metadata"].get("namespace", "default")
+            return f"{prefix}/namespaces/{namespace}/{plural}"
+        return path
+
+    def apply(self, obj: Mapping[str, Any], *, dry_run: bool) -> tuple[int, Any, list[str]]:
+        """Server-side apply, as `kubectl apply --server-side [--dry-run=server]` does."""
+        path = f"{self.resource(obj)}/{obj['metadata']['name']}"
+        query = {"fieldManager": "eventhubs-kafka-python-tests", "force": "true"}
+        if dry_run:
+            query["dryRun"] = "All"
+        return self.request("PATCH", path, obj, "application/apply-patch+yaml", **query)
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Poll *check* until true; the API server announces nothing a test could await."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}", pytrace=False)
+        time.sleep(0.2)
