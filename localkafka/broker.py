@@ -140,7 +140,8 @@ def new_connection_string(namespace: str = NAMESPACE) -> str:
     )
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
+    """*count* distinct free TCP ports on loopback, for servers a test starts."""
     # Hold every socket until all are picked so the kernel hands out distinct ports.
     with contextlib.ExitStack() as stack:
         socks = [stack.enter_context(socket.socket()) for _ in range(count)]
@@ -399,7 +400,7 @@ def _prepare(
     state = _load_state(layout)
     saved = state.get("ports") if isinstance(state.get("ports"), dict) else {}
     assert isinstance(saved, dict)
-    fresh = iter(_free_ports(len(_PORTS)))
+    fresh = iter(free_ports(len(_PORTS)))
     chosen = {name: ports.get(name) or saved.get(name) or next(fresh) for name in _PORTS}
     state["ports"] = chosen
     state.setdefault("connection_string", new_connection_string())

@@ -25,6 +25,7 @@ from common.histogram import BatchHistogram
 from harness import ServiceGroup, ServiceProcess, service_env, walkthrough_env
 from localkafka import front
 from tests import clients, kube
+from tests.compose.project import wait_until
 from tests.postgres import PostgresServer
 
 T = TypeVar("T")
@@ -239,7 +240,7 @@ def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kube.ApiServe
                 conditions = server.request("GET", path)[1].get("status", {}).get("conditions", [])
                 return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
-            kube.wait_for(established, f"CRD {crd['metadata']['name']} established")
+            wait_until(established, 60, f"CRD {crd['metadata']['name']} established")
         yield server
     finally:
         server.stop()

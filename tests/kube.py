@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,8 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+import localkafka
 
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "deploy" / "helm" / "eventhubs-kafka-python"
@@ -63,7 +64,7 @@ def _tool(name: str) -> Path:
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the project's helm; it may only print its symlink notice on stderr."""
+    """Run the project's helm (build/bin/helm); a failure fails the test unless *check* is off."""
     result = subprocess.run(
         [str(_tool("helm")), *args],
         capture_output=True,
@@ -119,9 +120,6 @@ class Rendered:
         ]
         assert len(found) == 1, f"expected one {kind} {component or ''}, got {len(found)}"
         return found[0]
-
-    def kinds(self) -> list[str]:
-        return sorted(obj["kind"] for obj in self.objects)
 
 
 def render(values_files: Iterable[Path] = (), values: Mapping[str, Any] | None = None) -> Rendered:
@@ -323,13 +321,6 @@ if __name__ == "__main__":
     print("kube schemas:", SCHEMAS)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class ApiServer:
     """build/bin/kubeapi on loopback: a real kube-apiserver 1.34 (k8s.io/kubernetes)
     on an embedded etcd, with one admin token (tests/kubeapi). Nothing acts on the
@@ -337,7 +328,7 @@ class ApiServer:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.port = _free_port()
+        self.port, self._etcd_client_port, self._etcd_peer_port = localkafka.free_ports(3)
         self.token = secrets.token_urlsafe(24)
         self._process: subprocess.Popen[bytes] | None = None
         self._kinds: dict[tuple[str, str], tuple[str, bool]] = {}
@@ -361,8 +352,8 @@ class ApiServer:
         command = [
             str(_tool("kubeapi")),
             "-data-dir", str(self.root),
-            "-etcd-client-port", str(_free_port()),
-            "-etcd-peer-port", str(_free_port()),
+            "-etcd-client-port", str(self._etcd_client_port),
+            "-etcd-peer-port", str(self._etcd_peer_port),
             "--",
             "--bind-address=127.0.0.1",
             f"--secure-port={self.port}",
@@ -457,12 +448,3 @@ class ApiServer:
         if dry_run:
             query["dryRun"] = "All"
         return self.request("PATCH", path, obj, "application/apply-patch+yaml", **query)
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Poll *check* until true; the API server announces nothing a test could await."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}", pytrace=False)
-        time.sleep(0.2)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
+
+import localkafka
 
 #: Where Debian's postgresql package puts each major version's programs.
 LIB = Path("/usr/lib/postgresql")
@@ -31,13 +32,6 @@ def _bin() -> Path:
     return versions[-1].parent
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class PostgresServer:
     """A cluster started for the tests; ``conninfo`` reaches its ``postgres`` database."""
 
@@ -45,7 +39,7 @@ class PostgresServer:
         self._bin = _bin()
         self.root = Path(tempfile.mkdtemp(prefix="sink-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = localkafka.free_ports(1)[0]
         self.conninfo = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:

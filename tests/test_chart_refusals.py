@@ -3,6 +3,7 @@ error from helm that names the value and what to do, and never a secret in it.""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,56 +16,53 @@ SECRET = "Endpoint=sb://contoso-kafka.servicebus.windows.net/;SharedAccessKeyNam
 
 
 @pytest.mark.parametrize(
-    ("values", "said"),
+    ("base", "values", "said"),
     [
         pytest.param(
+            KAFKA,
             {"autoscaling.maxReplicaCount": 12},
             "autoscaling.maxReplicaCount (12) is above autoscaling.partitions (10): "
             "a consumer beyond the partition count gets none and sits idle",
             id="more-replicas-than-partitions",
         ),
         pytest.param(
+            KAFKA,
             {"autoscaling.minReplicaCount": 5, "autoscaling.maxReplicaCount": 4},
             "autoscaling.minReplicaCount (5) is above autoscaling.maxReplicaCount (4)",
             id="min-above-max",
         ),
         pytest.param(
+            KAFKA,
             {"kafka.bootstrapServers": ""},
             "kafka.bootstrapServers is required with broker: kafka",
             id="no-kafka-address",
         ),
         pytest.param(
+            KAFKA,
             {"kafka.securityProtocol": "SASL_SSL", "kafka.sasl.username": "svc"},
             "kafka.securityProtocol SASL_SSL needs the SASL password: set secret.name",
             id="sasl-without-password",
         ),
-    ],
-)
-def test_kafka_values_that_cannot_work(values: dict[str, Any], said: str) -> None:
-    error = kube.refusal([KAFKA], values)
-    assert said in error
-    assert error.count("Error:") == 1
-
-
-@pytest.mark.parametrize(
-    ("values", "said"),
-    [
         pytest.param(
+            EVENT_HUBS,
             {"eventHubs.namespace": ""},
             "eventHubs.namespace is required with broker: eventHubs",
             id="no-namespace",
         ),
         pytest.param(
+            EVENT_HUBS,
             {"secret.name": ""},
             "the services need an Event Hubs connection string: set secret.name",
             id="no-connection-string",
         ),
         pytest.param(
+            EVENT_HUBS,
             {"eventHubs.auth": "entraId", "secret.name": "", "autoscaling.enabled": True},
             "producer.workloadIdentityClientId is required with eventHubs.auth: entraId",
             id="entra-without-identity",
         ),
         pytest.param(
+            EVENT_HUBS,
             {
                 "eventHubs.auth": "entraId",
                 "producer.workloadIdentityClientId": "id-1",
@@ -76,8 +74,8 @@ def test_kafka_values_that_cannot_work(values: dict[str, Any], said: str) -> Non
         ),
     ],
 )
-def test_event_hubs_values_that_cannot_work(values: dict[str, Any], said: str) -> None:
-    error = kube.refusal([EVENT_HUBS], values)
+def test_values_that_cannot_work(base: Path, values: dict[str, Any], said: str) -> None:
+    error = kube.refusal([base], values)
     assert said in error
     assert error.count("Error:") == 1
 

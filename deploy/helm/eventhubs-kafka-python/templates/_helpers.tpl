@@ -43,13 +43,6 @@ app.kubernetes.io/part-of: {{ include "ehkp.name" .root }}
 {{- if contains "." $ns }}{{ $ns }}{{ else }}{{ printf "%s.servicebus.windows.net" $ns }}{{ end }}
 {{- end }}
 
-{{/* Whether the services need the secret: a connection string or a SASL password. */}}
-{{- define "ehkp.usesSecret" -}}
-{{- if eq .Values.broker "eventHubs" }}
-{{- if eq .Values.eventHubs.auth "connectionString" }}true{{ end }}
-{{- else if hasPrefix "SASL_" .Values.kafka.securityProtocol }}true{{ end }}
-{{- end }}
-
 {{- define "ehkp.defaultSecretKey" -}}
 {{- if eq .Values.broker "eventHubs" }}connection-string{{ else }}sasl-password{{ end }}
 {{- end }}
