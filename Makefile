@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck pytest compose-test install jars broker-prereqs promtool kcat sarama iptables postgresql kube-tools go demo bench clean
+.PHONY: test lint typecheck pytest compose-test install jars broker-prereqs promtool kcat sarama iptables postgresql kube-tools jaeger go demo bench clean
 
 test: broker-prereqs lint typecheck pytest compose-test
 
@@ -113,14 +113,21 @@ postgresql:
 	  fi; \
 	}
 
-pytest: install jars promtool kcat sarama iptables postgresql kube-tools
+# Jaeger v2, the trace backend of the tracing tests and of the compose stand-in:
+# about 5 minutes cold on 2 cores, seconds from Go's build cache.
+jaeger: build/bin/jaeger
+
+build/bin/jaeger: tests/jaeger/go.mod tests/jaeger/go.sum | go
+	cd tests/jaeger && go build -o ../../build/bin/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
+
+pytest: install jars promtool kcat sarama iptables postgresql kube-tools jaeger
 	$(BIN)/pytest -m "not compose"
 
 # docker-compose.yml for real, on a Docker engine: the running one, or (as root
 # on Debian) Debian's docker.io started for the run, with its data in
 # build/docker; images no registry serves are stood in for by local builds
 # (tests/compose/standins). About 5 minutes; see docs/testing.md.
-compose-test: install jars
+compose-test: install jars jaeger
 	$(BIN)/pytest -m compose tests/compose
 
 # The walkthrough's story without Docker: about a minute, Ctrl+C stops it cleanly.

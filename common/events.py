@@ -277,3 +277,32 @@ BATCH_TRUNCATED = _event(
 CONSUMER_CLOSED = _event(
     "consumer.closed", "info", "took_s group_id", "committed, left the group and closed"
 )
+
+# Traces (docs/tracing.md).
+TRACING_STARTED = _event(
+    "tracing.started",
+    "info",
+    "exporters protocol endpoint sampler sampler_arg service_name",
+    "OTEL_* switched tracing on; endpoint is where OTLP goes (null: the exporter's default)",
+)
+TRACING_SPANS_DROPPED = _event(
+    "tracing.spans_dropped",
+    "warning",
+    "reason spans interval_s",
+    "spans lost: export_failed (the backend did not take them), queue_full (more ended "
+    "than could be sent) or stopped (still queued when the stop's bound ran out); at most "
+    "once per interval_s per reason, spans counting every one since the last line",
+)
+TRACEPARENT_INVALID = _event(
+    "traceparent.invalid",
+    "warning",
+    "topic partition offset invalid interval_s",
+    "a record carried a traceparent header that cannot be read: ignored, the record handled "
+    "like any other; at most once per interval_s, invalid counting every one since",
+)
+TRACING_STOPPED = _event(
+    "tracing.stopped",
+    "info",
+    "took_s left",
+    "the last spans flushed at stop, within a bound; left is how many were still queued",
+)

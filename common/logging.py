@@ -27,6 +27,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from common import events
+from common.tracing import add_trace_ids
 
 REDACTED = "[REDACTED]"
 #: How often one library line may show; the rest are counted.
@@ -34,7 +35,7 @@ REPEAT_INTERVAL_S = 10.0
 #: Lines remembered at most; a library that formats its own text makes a new one each time.
 _REMEMBERED = 1_000
 #: The libraries whose INFO lines narrate every connection or token request.
-_LIBRARIES = ("kafka", "azure")
+_LIBRARIES = ("kafka", "azure", "opentelemetry")
 
 
 class Redactor:
@@ -168,14 +169,20 @@ def configure(
     fmt: str = "auto",
     secrets: Iterable[str] = (),
     secret_patterns: Iterable[re.Pattern[str]] = (),
+    *,
+    trace_ids: bool = False,
 ) -> None:
-    """Set up structlog and the stdlib root logger for *service*; idempotent."""
+    """Set up structlog and the stdlib root logger for *service*; idempotent.
+
+    *trace_ids*: tracing is on, and a line written inside a span carries its ids.
+    """
     console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _static_fields(service),
+        *([add_trace_ids] if trace_ids else []),
         structlog.processors.format_exc_info,
         Redactor(secrets, secret_patterns),
     ]
@@ -208,7 +215,8 @@ def configure(
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
     # kafka-python narrates every connection at INFO, and azure-core every token
-    # request, over several lines: operators want their warnings.
+    # request, over several lines: operators want their warnings (and an OTLP
+    # exporter's, once per interval while the backend is down).
     for library in _LIBRARIES:
         logging.getLogger(library).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
 

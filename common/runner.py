@@ -8,8 +8,9 @@ service's ``run`` is called with the plan.
 from __future__ import annotations
 
 import gc
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import structlog
@@ -32,6 +33,7 @@ from common.health import Health
 from common.http import HttpServer
 from common.logging import configure
 from common.shutdown import Shutdown
+from common.tracing import Tracing, TracingSettings, read_settings
 
 #: Exit status for settings that cannot work (as argparse uses for bad usage).
 EXIT_CONFIG = 2
@@ -47,7 +49,7 @@ def main(
     model: type[S],
     resolve: Callable[[S], P],
     description: str,
-    run: Callable[[P, Health, Shutdown], None],
+    run: Callable[[P, Health, Shutdown, Tracing], None],
     *,
     argv: Sequence[str] | None = None,
 ) -> int:
@@ -55,7 +57,7 @@ def main(
     parser = argument_parser(model, prog=f"python -m {service}", description=description)
     overrides = parse_overrides(parser, argv)
     try:
-        plan = resolve(load(model, overrides))
+        plan, tracing_settings = _settled(service, model, resolve, overrides)
     except ConfigError as exc:
         print(f"{service}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -67,14 +69,16 @@ def main(
         service,
         settings.log_level,
         settings.log_format,
-        secrets=plan.secrets,
+        secrets=plan.secrets + tracing_settings.secrets,
         secret_patterns=[TOKEN_PATTERN] if entra else [],
+        trace_ids=tracing_settings.enabled,
     )
     log = structlog.get_logger()
     kafka_compat.install()
     if not security.verifies_tls:
         log.warning(events.TLS_VERIFICATION_DISABLED, setting="KAFKA_SSL_VERIFY=false")
 
+    tracing = Tracing.start(tracing_settings)
     _freeze_setup()
     shutdown = Shutdown()
     shutdown.install()
@@ -89,6 +93,7 @@ def main(
             metrics_port=settings.metrics_port,
             error=exc.strerror,
         )
+        tracing.stop()
         return EXIT_REFUSED
     log.info(
         events.SERVICE_STARTED,
@@ -102,7 +107,7 @@ def main(
         if isinstance(security, EventHubsEntra):
             # The first token now: a credential that cannot sign in is one clear line.
             security.tokens.start()
-        run(plan, health, shutdown)
+        run(plan, health, shutdown, tracing)
     except ServiceFailed as exc:
         log.error(events.SERVICE_FAILED, reason=exc.reason, error=exc.detail)
         return exc.exit_status
@@ -111,9 +116,32 @@ def main(
         log.error(events.SERVICE_FAILED, reason="invalid_client_settings", error=str(exc))
         return EXIT_CONFIG
     finally:
+        tracing.stop()
         server.close()
     log.info(events.SERVICE_STOPPED, signal=shutdown.signal_name)
     return 0
+
+
+def _settled(
+    service: str,
+    model: type[S],
+    resolve: Callable[[S], P],
+    overrides: Mapping[str, object],
+) -> tuple[P, TracingSettings]:
+    """The plan and OTEL_*'s tracing settings; one ConfigError naming every problem of both."""
+    problems: list[str] = []
+    plan = tracing = None
+    try:
+        plan = resolve(load(model, overrides))
+    except ConfigError as exc:
+        problems += exc.problems
+    try:
+        tracing = read_settings(os.environ, service)
+    except ConfigError as exc:
+        problems += exc.problems
+    if plan is None or tracing is None:
+        raise ConfigError(problems)
+    return plan, tracing
 
 
 def _freeze_setup() -> None:

@@ -12,6 +12,7 @@ from common.failure import ServiceFailed
 from common.health import Health
 from common.runner import EXIT_CONFIG
 from common.shutdown import Shutdown
+from common.tracing import Tracing
 from consumer import replay
 from consumer.client import ConsumerClient
 from consumer.dead_letter import DeadLetterClient, DeadLetters
@@ -21,10 +22,10 @@ from consumer.service import ConsumerService
 DESCRIPTION = "Consume a Kafka topic or an Azure Event Hub as a member of a consumer group."
 
 
-def run(plan: ConsumerPlan, health: Health, shutdown: Shutdown) -> None:
+def run(plan: ConsumerPlan, health: Health, shutdown: Shutdown, tracing: Tracing) -> None:
     with contextlib.ExitStack() as stack:
         handler = _open_handler(plan, stack)
-        dead_letters = _dead_letters(plan, health, shutdown)
+        dead_letters = _dead_letters(plan, health, shutdown, tracing)
         if dead_letters is not None:
             stack.callback(dead_letters.close)
             dead_letters.start()
@@ -33,7 +34,13 @@ def run(plan: ConsumerPlan, health: Health, shutdown: Shutdown) -> None:
         )
         if client is not None:
             ConsumerService(
-                plan, client, health, shutdown, handler=handler, dead_letters=dead_letters
+                plan,
+                client,
+                health,
+                shutdown,
+                handler=handler,
+                dead_letters=dead_letters,
+                tracing=tracing,
             ).run()
 
 
@@ -54,7 +61,9 @@ def _open_handler(plan: ConsumerPlan, stack: contextlib.ExitStack) -> Handler:
         ) from None
 
 
-def _dead_letters(plan: ConsumerPlan, health: Health, shutdown: Shutdown) -> DeadLetters | None:
+def _dead_letters(
+    plan: ConsumerPlan, health: Health, shutdown: Shutdown, tracing: Tracing
+) -> DeadLetters | None:
     topic, kafka = plan.settings.dead_letter_topic, plan.dead_letter_kafka
     if topic is None or kafka is None:
         return None
@@ -65,7 +74,14 @@ def _dead_letters(plan: ConsumerPlan, health: Health, shutdown: Shutdown) -> Dea
         )
         return made
 
-    return DeadLetters(topic, plan.group_id, client, kafka["delivery_timeout_ms"] / 1000)
+    return DeadLetters(
+        topic,
+        plan.group_id,
+        client,
+        kafka["delivery_timeout_ms"] / 1000,
+        tracing=tracing if tracing.enabled else None,
+        client_id=plan.connection.client_id,
+    )
 
 
 def main() -> int:

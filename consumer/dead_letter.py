@@ -14,9 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from kafka.errors import KafkaError
+from opentelemetry.trace import Link, Span, get_current_span
 
 from common import kafka_compat
 from common.failure import ServiceFailed
+from common.tracing import Tracing, parent_of
+from common.tracing import messaging as conventions
 from consumer.handler import Record
 
 #: The headers a dead letter carries, beside the original's own. The meaning of
@@ -110,8 +113,14 @@ class DeadLetters:
         group_id: str,
         connect: Callable[[], DeadLetterClient | None],
         timeout_s: float,
+        *,
+        tracing: Tracing | None = None,
+        client_id: str = "dead-letters",
     ) -> None:
         self.topic = topic
+        #: Set when tracing is on: each write is a ``send`` span linked to the record's trace.
+        self._tracing = tracing
+        self._client_id = client_id
         self._group_id = group_id
         self._connect = connect
         self._timeout_s = timeout_s
@@ -145,6 +154,35 @@ class DeadLetters:
         time. An answer still to come is kept, and the next write of the same
         record waits for it instead of writing the record a second time.
         """
+        span = None if self._tracing is None else self._span_for(record)
+        try:
+            written = self._write(record, error, attempts, wait_s)
+        except DeadLetterFailed as failed:
+            if span is not None:
+                conventions.failed(span, failed, type(failed).__name__)
+            raise
+        if span is not None:
+            conventions.delivered(span, written.partition, written.offset)
+        return written
+
+    def _span_for(self, record: Record) -> Span:
+        """A ``send`` span, child of the record's ``process`` span, linked to the trace
+        the record came with; the dead letter keeps the record's own ``traceparent``."""
+        assert self._tracing is not None
+        came_with = parent_of(record.headers).context
+        links = (
+            [Link(get_current_span(came_with).get_span_context())] if came_with is not None else []
+        )
+        return conventions.send_span(
+            self._tracing.tracer,
+            self.topic,
+            record.key,
+            None if record.value is None else len(record.value),
+            client_id=self._client_id,
+            links=links,
+        )
+
+    def _write(self, record: Record, error: BaseException, attempts: int, wait_s: float) -> Written:
         client = self._client_now()
         where = (record.topic, record.partition)
         waited_on = self._unanswered.pop(where, None)

@@ -37,6 +37,7 @@ from common.failure import ServiceFailed
 from common.health import Health
 from common.shutdown import Shutdown
 from common.throttle import ThrottleWatch
+from common.tracing import Tracing
 from consumer import metrics
 from consumer.client import ConsumerClient, ConsumerRecord, Offsets, TopicPartition
 from consumer.dead_letter import DeadLetterFailed, DeadLetters, exception_type
@@ -45,6 +46,7 @@ from consumer.membership import Membership
 from consumer.offsets import OffsetTracker, record_commit
 from consumer.rebalance import RebalanceListener
 from consumer.retries import Pending, Retries
+from consumer.tracing import RecordSpans
 
 #: Longest a poll may block, so a stop request is seen within this.
 POLL_TIMEOUT_MS = 500
@@ -90,8 +92,15 @@ class ConsumerService:
         handler: Handler | None = None,
         dead_letters: DeadLetters | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        tracing: Tracing | None = None,
     ) -> None:
         settings = plan.settings
+        #: Set when tracing is on: a ``process`` span per record (consumer/tracing.py).
+        self._spans = (
+            RecordSpans(tracing, plan.topic, plan.group_id)
+            if tracing is not None and tracing.enabled
+            else None
+        )
         #: Every duration and deadline of the loop; a test moves it by hand.
         self._clock = clock
         self._settings = settings
@@ -183,6 +192,8 @@ class ConsumerService:
         else:
             self._health.set_ready(state != MemberState.UNJOINED, "not a member of the group")
         self._retries.keep_only(self._client.assignment())
+        if self._spans is not None:
+            self._spans.keep_only(self._client.assignment())
         if batch:
             self._process_batch(batch)
         self._commit_processed()
@@ -294,7 +305,7 @@ class ConsumerService:
         once per batch.
         """
         clock, stopping = self._clock, self._shutdown.event.is_set
-        handle, work_s = self._handle, self._work_s
+        handle, work_s, spans = self._handle, self._work_s, self._spans
         now, deadline, handled, ok = tally.now, tally.deadline, tally.handled, tally.ok
         durations, latencies, counts = tally.durations, tally.latencies, tally.counts
         latency_every = tally.latency_every
@@ -323,13 +334,17 @@ class ConsumerService:
                 if retrying:
                     retrying = False
                     self._retry_pending(partition, ours)
-                else:
+                elif spans is None:
                     handle(ours)
                     ok += 1
+                else:
+                    spans.call(handle, partition, ours)
+                    ok += 1
             except Exception as exc:  # noqa: BLE001  (the user's code: any error is theirs)
-                then = self._failed(partition, ours, exc)
-                if then == _STOP:
-                    stop = self._stopping(partition, ours, exc)
+                with self._in_span(partition, ours):
+                    then = self._failed(partition, ours, exc)
+                    if then == _STOP:
+                        stop = self._stopping(partition, ours, exc)
                 if then != _DONE:
                     # Held back for the retry, not for lack of time.
                     tally.held += len(records) - done
@@ -365,11 +380,28 @@ class ConsumerService:
         assert pending is not None
         if pending.dead_letter_only:
             assert pending.error is not None
-            self._dead_letter(partition, record, pending)
-        else:
+            with self._in_span(partition, record):
+                self._dead_letter(partition, record, pending)
+            self._span_done(partition, "dead_lettered", pending.error)
+        elif self._spans is None:
             self._handle(record)
             self._outcomes["ok"].inc()
+        else:
+            self._spans.call(self._handle, partition, record)
+            self._outcomes["ok"].inc()
         self._retries.done(partition)
+
+    def _in_span(
+        self, partition: TopicPartition, record: Record
+    ) -> contextlib.AbstractContextManager[None]:
+        """The record's span as the current one, when tracing: its lines carry its ids."""
+        if self._spans is None:
+            return contextlib.nullcontext()
+        return self._spans.inside(partition, record)
+
+    def _span_done(self, partition: TopicPartition, outcome: str, error: BaseException) -> None:
+        if self._spans is not None:
+            self._spans.done(partition, outcome, error)
 
     def _failed(self, partition: TopicPartition, record: Record, error: BaseException) -> int:
         """Decide what follows a failure of the handler on *record*: _DONE, _HOLD or _STOP."""
@@ -400,6 +432,7 @@ class ConsumerService:
             self._dead_letter(partition, record, pending)
         except DeadLetterFailed as failed:
             return self._hold_for_dead_letter(partition, record, pending, failed)
+        self._span_done(partition, "dead_lettered", pending.error or error)
         self._retries.done(partition)
         return _DONE
 
@@ -455,6 +488,7 @@ class ConsumerService:
     ) -> ServiceFailed:
         """No dead-letter topic, and the handler gave up: stop, committing what came before."""
         self._outcomes["failed"].inc()
+        self._span_done(partition, "failed", error)
         where = f"{record.topic}[{record.partition}]@{record.offset}"
         self._health.set_ready(False, f"stopping: the handler failed on {where}")
         pending = self._retries.pending(partition, record.offset)
@@ -522,6 +556,8 @@ class ConsumerService:
     def _close(self) -> None:
         """Commit what was processed, then leave the group so others take over at once."""
         started = self._clock()
+        if self._spans is not None:
+            self._spans.close()
         pending = self._offsets.uncommitted()
         try:
             if pending:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from prometheus_client.parser import text_string_to_metric_families
+
 ASSIGNMENT_EVENTS = ("partitions.assigned", "partitions.revoked", "partitions.lost")
 
 T = TypeVar("T")
@@ -120,6 +122,16 @@ class ServiceProcess:
             status, body = error.code, error.read().decode()
         self.responses.append(body)
         return status, body
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of *name*'s samples (as scraped: ``..._total``) with *labels*; 0 if none."""
+        _, body = self.get("/metrics")
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(body)
+            for sample in family.samples
+            if sample.name == name and labels.items() <= sample.labels.items()
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         """Signal the service and wait for it; returns its exit status."""

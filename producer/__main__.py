@@ -12,6 +12,7 @@ from common.failure import ServiceFailed
 from common.health import Health
 from common.runner import EXIT_CONFIG
 from common.shutdown import Shutdown
+from common.tracing import Tracing
 from producer import stdin
 from producer.client import ProducerClient
 from producer.feed import Feed
@@ -23,13 +24,13 @@ DESCRIPTION = (
 )
 
 
-def run(plan: ProducerPlan, health: Health, shutdown: Shutdown) -> None:
+def run(plan: ProducerPlan, health: Health, shutdown: Shutdown, tracing: Tracing) -> None:
     def new_client() -> ProducerClient | None:
         return connect(lambda: KafkaProducer(**plan.kafka), shutdown, health, "producer")
 
     source = _source(plan)
     feed = None if source is None else Feed(source)
-    ProducerService(plan, new_client, health, shutdown, feed=feed).run()
+    ProducerService(plan, new_client, health, shutdown, feed=feed, tracing=tracing).run()
 
 
 def _source(plan: ProducerPlan) -> Iterable[object] | None:

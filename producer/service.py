@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import structlog
 from kafka.errors import KafkaError, KafkaTimeoutError, UnsupportedForMessageFormatError
+from opentelemetry.trace import Span, use_span
 
 from common import events, kafka_compat, message
 from common.backoff import Backoff
@@ -29,8 +30,10 @@ from common.health import Health
 from common.logging import Sampler
 from common.shutdown import Shutdown
 from common.throttle import ThrottleWatch
+from common.tracing import Tracing, with_context
+from common.tracing.messaging import delivered, failed, send_span
 from producer import metrics
-from producer.client import ProducerClient
+from producer.client import ProducerClient, RecordMetadata
 from producer.feed import Feed
 from producer.inflight import InFlight, limit_for
 from producer.pace import Pace
@@ -74,8 +77,14 @@ class ProducerService:
         *,
         clock: Callable[[], float] = time.perf_counter,
         feed: Feed | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._settings = plan.settings
+        #: Set when tracing is on: every send is a span, and its context goes in the headers.
+        self._tracing = tracing if tracing is not None and tracing.enabled else None
+        self._client_id = plan.connection.client_id
+        #: The recording spans of sends not answered yet, by seq.
+        self._spans: dict[int, Span] = {}
         #: The records of PRODUCER_SOURCE; None: numbered envelopes.
         self._feed = feed
         self._tally = _Tally()
@@ -204,8 +213,9 @@ class ProducerService:
             # The burst, in a row: nothing else per message, this is the hot path.
             first = seq + 1
             encode, stamp, size = message.encode, self._clock.stamp, self._settings.message_size
+            send = self._send if self._tracing is None else self._send_traced
             for seq in range(first, first + count):
-                if not self._send(seq, *encode(self._id, seq, stamp(), size)):
+                if not send(seq, *encode(self._id, seq, stamp(), size)):
                     break  # the client could not queue it, after blocking: look after things
             return seq - first + 1
 
@@ -220,12 +230,13 @@ class ProducerService:
             # While sends are unanswered, wait for the source only briefly: their
             # answers are timed when taken.
             items = feed.take(most, _FEED_WAIT_S if self._inflight else _TICK_S)
+            send = self._send if self._tracing is None else self._send_traced
             for index, item in enumerate(items):
                 if isinstance(item, Skipped):
                     self._skip(item)
                     continue
                 self._tally.read += 1
-                if not self._send(self._tally.read, item.key, item.value, item.headers):
+                if not send(self._tally.read, item.key, item.value, item.headers):
                     # The client could not queue it, after blocking: look after
                     # things before the rest, which go back to the feed unsent.
                     feed.unread(items[index + 1 :])
@@ -289,12 +300,44 @@ class ProducerService:
         self._inflight.sent(seq, future)
         return True
 
+    def _send_traced(
+        self,
+        seq: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> bool:
+        """Send record *seq* as a ``send`` span, its context in the record's headers.
+
+        A record that carries a trace already (a source's, from the user's
+        app) is sent as its child. One whose trace was not sampled goes with
+        its headers unchanged; one with no trace carries ours, sampled or
+        not, so the consumer keeps this decision.
+        """
+        assert self._tracing is not None
+        parent = self._tracing.parent_of(headers, self._topic, None, None)
+        span = send_span(
+            self._tracing.tracer,
+            self._topic,
+            key,
+            None if value is None else len(value),
+            client_id=self._client_id,
+            parent=parent.context,
+        )
+        if span.is_recording():
+            self._spans[seq] = span
+            headers = with_context(headers, span)
+        elif not parent.carried or parent.invalid:
+            headers = with_context(headers, span)
+        return self._send(seq, key, value, headers)
+
     def _take_answers(self) -> None:
         """Count, time and sample-log the answers the oldest sends have by now."""
         sample = self._sample
         latencies: list[float] = []
         sent_bytes = 0
         ready = False
+        spans = self._spans
         for seq, latency, outcome in self._inflight.take():
             if isinstance(outcome, BaseException):
                 self._count_failure(seq, outcome)
@@ -306,19 +349,29 @@ class ProducerService:
                 ready = True
             latencies.append(latency)
             sent_bytes += outcome.serialized_key_size + outcome.serialized_value_size
+            span = spans.pop(seq, None) if spans else None
             if sample():
-                self._log.info(
-                    events.MESSAGE_SENT,
-                    topic=outcome.topic,
-                    partition=outcome.partition,
-                    offset=outcome.offset,
-                    seq=seq,
-                )
+                self._log_sent(seq, outcome, span)
+            if span is not None:
+                delivered(span, outcome.partition, outcome.offset)
         if latencies:
             self._latency.observe_many(latencies)
             self._sent.inc(len(latencies))
             self._sent_bytes.inc(sent_bytes)
             self._tally.delivered += len(latencies)
+
+    def _log_sent(self, seq: int, outcome: RecordMetadata, span: Span | None) -> None:
+        if span is None:
+            self._log.info(
+                events.MESSAGE_SENT,
+                topic=outcome.topic,
+                partition=outcome.partition,
+                offset=outcome.offset,
+                seq=seq,
+            )
+            return
+        with use_span(span, end_on_exit=False):
+            self._log_sent(seq, outcome, None)
 
     def _check_client(self) -> bool:
         """Replace a client that gave up or left sends unanswered; False if stopping meanwhile."""
@@ -364,6 +417,9 @@ class ProducerService:
         if not getattr(exc, "retriable", True):
             self._gave_up_on = str(exc)
         error_type = type(exc).__name__
+        span = self._spans.pop(seq, None) if self._spans else None
+        if span is not None:
+            failed(span, exc, error_type)
         self._tally.failed += 1
         metrics.SEND_ERRORS.labels(self._topic, error_type).inc()
         self._health.set_ready(False, f"last send failed: {error_type}")

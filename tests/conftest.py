@@ -22,10 +22,12 @@ import producer.metrics
 from common import kafka_compat, message, throttle
 from common.config import ConsumerSettings, ProducerSettings, env_variables
 from common.histogram import BatchHistogram
+from common.tracing import metrics as tracing_metrics
 from harness import ServiceGroup, ServiceProcess, service_env, walkthrough_env
 from localkafka import front
 from tests import clients, kube
 from tests.compose.project import wait_until
+from tests.jaeger import Jaeger
 from tests.postgres import PostgresServer
 
 T = TypeVar("T")
@@ -221,6 +223,15 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def jaeger(tmp_path: Path) -> Iterator[Jaeger]:
+    """Jaeger v2 on loopback, empty, for one test; it must start (make jaeger builds it)."""
+    backend = Jaeger(tmp_path)
+    backend.start()
+    yield backend
+    backend.stop()
 
 
 @pytest.fixture(scope="module")
@@ -477,7 +488,7 @@ def seqs(service: ServiceProcess, event: str) -> list[int]:
 def our_metric_names() -> set[str]:
     """Every metric the services export, named as scraped (counters end in _total)."""
     names = set()
-    for module in (producer.metrics, consumer.metrics, throttle):
+    for module in (producer.metrics, consumer.metrics, throttle, tracing_metrics):
         for value in vars(module).values():
             if isinstance(value, MetricWrapperBase | BatchHistogram):
                 for metric in value.describe():

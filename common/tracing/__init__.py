@@ -1,0 +1,152 @@
+"""OpenTelemetry traces for both services: on by OpenTelemetry's own variables, off without.
+
+``read_settings`` checks OTEL_* at start (one line and exit 2 for a bad
+value); ``Tracing.start`` sets up the SDK from them and ``Tracing.stop``
+flushes the last spans within a bound. The spans themselves, ``send`` in
+the producer and ``process`` in the consumer, follow OpenTelemetry's
+messaging conventions (:mod:`common.tracing.messaging`), and carry W3C
+Trace Context in the records' headers (docs/tracing.md says why the
+contrib kafka-python instrumentation is not used).
+
+Off, the services never touch the SDK: their loops check once, not per record.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import structlog
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import NoOpTracer, Tracer
+
+from common import events
+from common.tracing import metrics
+from common.tracing._headers import (
+    TRACEPARENT,
+    TRACESTATE,
+    Headers,
+    Parent,
+    parent_of,
+    with_context,
+)
+from common.tracing._logs import add_trace_ids
+from common.tracing._sdk import provider_for, stop_within
+from common.tracing._settings import OFF, TracingSettings, read_settings
+
+#: The most the stop waits for the last spans: inside Docker's and the chart's
+#: grace periods, after the Kafka clients' own closes.
+STOP_TIMEOUT_S = 2.0
+#: How often, at most, a record's unreadable traceparent is logged.
+INVALID_LOG_INTERVAL_S = 10.0
+
+
+class Tracing:
+    """The tracing of one service process, on or off."""
+
+    def __init__(
+        self,
+        settings: TracingSettings = OFF,
+        provider: TracerProvider | None = None,
+        processors: Sequence[BatchSpanProcessor] = (),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._provider = provider
+        self._processors = processors
+        #: Spans come from here; a no-op tracer when off.
+        self.tracer: Tracer = NoOpTracer() if provider is None else provider.get_tracer("ehkp")
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._invalid_held = 0
+        self._invalid_next = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self._provider is not None
+
+    @classmethod
+    def start(
+        cls, settings: TracingSettings, exporters: Sequence[SpanExporter] | None = None
+    ) -> Tracing:
+        """The SDK, as *settings* say, made the process's own (psycopg's spans use it too).
+
+        *exporters* replaces what OTEL_TRACES_EXPORTER names: a test's in-memory one.
+        """
+        if not settings.enabled and exporters is None:
+            return cls(settings)
+        provider, processors = provider_for(settings, exporters)
+        if exporters is None:
+            trace.set_tracer_provider(provider)
+            structlog.get_logger().info(
+                events.TRACING_STARTED,
+                exporters=",".join(settings.exporters),
+                protocol=settings.protocol,
+                endpoint=settings.endpoint,
+                sampler=settings.sampler,
+                sampler_arg=settings.sampler_arg,
+                service_name=provider.resource.attributes.get("service.name"),
+            )
+        return cls(settings, provider, processors)
+
+    def parent_of(
+        self, headers: Headers | None, topic: str, partition: int | None, offset: int | None
+    ) -> Parent:
+        """The trace a record's headers carry; an unreadable one counted, logged now and then.
+
+        *partition* and *offset* say where the record was read (None: a source's, to send).
+        """
+        parent = parent_of(headers)
+        if parent.invalid:
+            self._invalid(topic, partition, offset)
+        return parent
+
+    def _invalid(self, topic: str, partition: int | None, offset: int | None) -> None:
+        metrics.CONTEXT_INVALID.labels(topic).inc()
+        now = self._clock()
+        with self._lock:
+            self._invalid_held += 1
+            if now < self._invalid_next:
+                return
+            held, self._invalid_held = self._invalid_held, 0
+            self._invalid_next = now + INVALID_LOG_INTERVAL_S
+        structlog.get_logger().warning(
+            events.TRACEPARENT_INVALID,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            invalid=held,
+            interval_s=INVALID_LOG_INTERVAL_S,
+        )
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Send the spans still queued, for *timeout_s* at most, and stop."""
+        if self._provider is None:
+            return
+        started = self._clock()
+        left = stop_within(self._processors, timeout_s)
+        if left:
+            metrics.SPANS_DROPPED.labels("stopped").inc(left)
+        structlog.get_logger().info(
+            events.TRACING_STOPPED, took_s=round(self._clock() - started, 3), left=left
+        )
+
+
+__all__ = [
+    "OFF",
+    "TRACEPARENT",
+    "TRACESTATE",
+    "Context",
+    "Parent",
+    "Tracing",
+    "TracingSettings",
+    "add_trace_ids",
+    "parent_of",
+    "read_settings",
+    "with_context",
+]
