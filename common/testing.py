@@ -24,7 +24,10 @@ from dataclasses import dataclass, field
 
 from kafka.errors import KafkaTimeoutError
 from kafka.structs import MemberState, TopicPartition
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from common.tracing import Tracing, TracingSettings
 from consumer.client import CommitCallback, ConsumerRecord, Offsets
 from consumer.client import TopicPartition as Partition
 from producer.client import Outcome, RecordMetadata, SendFuture
@@ -393,6 +396,30 @@ class FakeDeadLetterProducer:
         return {}
 
 
+class SpanRecorder:
+    """Tracing on, its spans kept in memory: give ``tracing`` to a service, read ``spans()``.
+
+    OpenTelemetry's own in-memory exporter behind the services' batching, so a
+    loop test sees the spans a backend would be sent; the process's global
+    tracer provider is left alone.
+    """
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.tracing = Tracing.start(
+            TracingSettings(enabled=True, exporters=("memory",), default_service_name="test"),
+            exporters=[self.exporter],
+        )
+
+    def spans(self) -> list[ReadableSpan]:
+        """Every span ended so far, in the order they ended."""
+        self.tracing.flush()
+        return list(self.exporter.get_finished_spans())
+
+    def close(self) -> None:
+        self.tracing.stop()
+
+
 class _Done:
     """What ``commit_async`` returns: already done."""
 
@@ -410,6 +437,7 @@ __all__ = [
     "ManualClock",
     "Membership",
     "Record",
+    "SpanRecorder",
     "TopicPartition",
     "Written",
     "records",

@@ -124,6 +124,11 @@ class Tracing:
             interval_s=INVALID_LOG_INTERVAL_S,
         )
 
+    def flush(self) -> None:
+        """Export every span ended so far, now (a test reads them next)."""
+        for processor in self._processors:
+            processor.force_flush()
+
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Send the spans still queued, for *timeout_s* at most, and stop."""
         if self._provider is None:
