@@ -18,6 +18,7 @@ from bench.memory import memory_case
 from bench.report import machine, markdown, with_tables, write_json
 from bench.sources import sources_case
 from bench.throughput import consumer_case, producer_case
+from bench.tracing import tracing_case
 
 CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
     "producer": producer_case,
@@ -32,6 +33,7 @@ CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
 EXTRA_CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
     "strategies": strategies_case,
     "heartbeat": heartbeat_case,
+    "tracing": tracing_case,
 }
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
 
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         "cases",
         nargs="*",
         metavar="case",
-        help=f"any of {', '.join(CASES | EXTRA_CASES)} (default: all but strategies)",
+        help=f"any of {', '.join(CASES | EXTRA_CASES)} "
+        "(default: all but strategies, heartbeat and tracing)",
     )
     parser.add_argument("--rounds", type=int, default=5, help="rounds per case (default: 5)")
     parser.add_argument(

@@ -24,10 +24,10 @@ from common.config import ConsumerSettings, ProducerSettings, env_variables
 from common.histogram import BatchHistogram
 from common.tracing import metrics as tracing_metrics
 from harness import ServiceGroup, ServiceProcess, service_env, walkthrough_env
+from harness.jaeger import Jaeger
 from localkafka import front
 from tests import clients, kube
 from tests.compose.project import wait_until
-from tests.jaeger import Jaeger
 from tests.postgres import PostgresServer
 
 T = TypeVar("T")

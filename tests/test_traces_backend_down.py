@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 
 from common.tracing import STOP_TIMEOUT_S
+from harness.jaeger import Jaeger
 from tests.conftest import Services
-from tests.jaeger import Jaeger
 
 RATE = 400
 #: Records each service must move after the kill: several of the exporter's retry rounds.

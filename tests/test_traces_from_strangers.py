@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.jaeger import Jaeger, Span
 from tests.clients import CONSOLE_PRODUCER, java, kcat
 from tests.conftest import Services
-from tests.jaeger import Jaeger, Span
 
 pytestmark = pytest.mark.usefixtures("kcat_installed")
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.jaeger import Jaeger
 from tests.clients import read_all
 from tests.conftest import REPO, Services
-from tests.jaeger import Jaeger
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])

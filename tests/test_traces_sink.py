@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.jaeger import Jaeger
 from tests.clients import kcat
 from tests.conftest import Services
-from tests.jaeger import Jaeger
 from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.usefixtures("kcat_installed")

@@ -1,4 +1,4 @@
-"""Jaeger v2, the trace backend the tracing tests read: built from its Go module
+"""Jaeger v2, the trace backend the tracing tests and benchmark send to: built from its Go module
 (``tests/jaeger``, ``make jaeger``) and started on loopback with
 ``tests/jaeger/config.yaml``, every listener on 127.0.0.1 at ports picked here.
 
@@ -13,6 +13,7 @@ import os
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +172,6 @@ class Jaeger:
         """The spans of *service*'s traces (every span of each trace, whatever its service)."""
         query = f"/api/traces?service={service}&limit={limit}&lookback=1h"
         if operation is not None:
-            query += f"&operation={urllib.request.quote(operation)}"
+            query += f"&operation={urllib.parse.quote(operation)}"
         found = self._get(query)
         return [span for trace in (found or {}).get("data") or [] for span in _spans_of(trace)]
