@@ -150,6 +150,47 @@ def _consumer_profile(consumer: dict[str, Any], hotpath: dict[str, Any]) -> list
     )
 
 
+#: The tracing case's contenders, as the tables name them.
+TRACING_MODES = {
+    "off": "off",
+    "on_100": "on, 100 % sampled",
+    "on_1": "on, `parentbased_traceidratio` 0.01",
+}
+
+
+def tracing_table(case: dict[str, Any]) -> list[str]:
+    """Both services' rates by tracing mode, what each record's spans cost, and the spans'
+    fate (``bench tracing``: docs/tracing.md and docs/performance.md show it)."""
+    rows = []
+    for service in ("producer", "consumer"):
+        for mode, label in TRACING_MODES.items():
+            m = case[service][mode]
+            rate = m["messages_per_s"]
+            spans = (
+                "none"
+                if mode == "off"
+                else f"{m['exported']['median']:,.0f} sent, {m['dropped']['median']:,.0f} dropped"
+            )
+            rows.append(
+                [
+                    service,
+                    label,
+                    f"{rate['median']:,.0f} (±{rate['spread'] * 50:.0f}%)",
+                    f"{m['vs_off']:.2f}",
+                    "" if mode == "off" else f"{m['us_per_record_over_off']:.1f}",
+                    spans,
+                ]
+            )
+    header = ["service", "tracing", "messages/s", "vs off", "µs per record over off", "spans"]
+    intro = [
+        "Tracing's cost at full speed, to Jaeger v2 on the same machine (100 B messages; "
+        "the consumer reads records without a `traceparent`; spans of one run; median "
+        "of rounds):",
+        "",
+    ]
+    return intro + _table(header, rows)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
@@ -282,6 +323,8 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
         out += [*_table(["PRODUCER_SOURCE", "messages/s"], rows), ""]
+    if "tracing" in cases:
+        out += [*tracing_table(cases["tracing"]), ""]
     if "hotpath" in cases:
         c = cases["hotpath"]
         row = [

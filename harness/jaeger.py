@@ -75,19 +75,55 @@ def _spans_of(trace: dict[str, Any]) -> list[Span]:
     return spans
 
 
-class Jaeger:
+class JaegerApi:
+    """Jaeger's HTTP query API at *query_port* on loopback, as its UI reads it."""
+
+    def __init__(self, query_port: int) -> None:
+        self.query_port = query_port
+
+    def _get(self, path: str) -> Any:
+        url = f"http://127.0.0.1:{self.query_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                return json.load(answer)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    def services(self) -> list[str]:
+        return list(self._get("/api/services")["data"] or [])
+
+    def trace(self, trace_id: str) -> list[Span]:
+        """Every span of the trace *trace_id* (32 hex digits); [] when Jaeger has none."""
+        found = self._get(f"/api/traces/{trace_id}")
+        if not found or not found.get("data"):
+            return []
+        return [span for trace in found["data"] for span in _spans_of(trace)]
+
+    def spans(self, service: str, operation: str | None = None, limit: int = 1000) -> list[Span]:
+        """The spans of *service*'s traces (every span of each trace, whatever its service)."""
+        query = f"/api/traces?service={service}&limit={limit}&lookback=1h"
+        if operation is not None:
+            query += f"&operation={urllib.parse.quote(operation)}"
+        found = self._get(query)
+        return [span for trace in (found or {}).get("data") or [] for span in _spans_of(trace)]
+
+
+class Jaeger(JaegerApi):
     """A Jaeger process of the test's own; ``env()`` points a service at it."""
 
     def __init__(self, workdir: Path) -> None:
         if not BINARY.exists():
             raise RuntimeError(f"{BINARY} is missing: make jaeger builds it (about 5 minutes)")
-        self.health_port, self.query_port, query_grpc, self.grpc_port, self.http_port = (
+        self.health_port, query_port, query_grpc, self.grpc_port, self.http_port = (
             localkafka.free_ports(5)
         )
+        super().__init__(query_port)
         self._env = {
             **os.environ,
             "JAEGER_HEALTH_PORT": str(self.health_port),
-            "JAEGER_QUERY_PORT": str(self.query_port),
+            "JAEGER_QUERY_PORT": str(query_port),
             "JAEGER_QUERY_GRPC_PORT": str(query_grpc),
             "JAEGER_OTLP_GRPC_PORT": str(self.grpc_port),
             "JAEGER_OTLP_HTTP_PORT": str(self.http_port),
@@ -140,16 +176,6 @@ class Jaeger:
             **more,
         }
 
-    def _get(self, path: str) -> Any:
-        url = f"http://127.0.0.1:{self.query_port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as answer:
-                return json.load(answer)
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise
-
     def _healthy(self) -> bool:
         try:
             url = f"http://127.0.0.1:{self.health_port}/status"
@@ -157,21 +183,3 @@ class Jaeger:
                 return bool(answer.status == 200)
         except OSError:
             return False
-
-    def services(self) -> list[str]:
-        return list(self._get("/api/services")["data"] or [])
-
-    def trace(self, trace_id: str) -> list[Span]:
-        """Every span of the trace *trace_id* (32 hex digits); [] when Jaeger has none."""
-        found = self._get(f"/api/traces/{trace_id}")
-        if not found or not found.get("data"):
-            return []
-        return [span for trace in found["data"] for span in _spans_of(trace)]
-
-    def spans(self, service: str, operation: str | None = None, limit: int = 1000) -> list[Span]:
-        """The spans of *service*'s traces (every span of each trace, whatever its service)."""
-        query = f"/api/traces?service={service}&limit={limit}&lookback=1h"
-        if operation is not None:
-            query += f"&operation={urllib.parse.quote(operation)}"
-        found = self._get(query)
-        return [span for trace in (found or {}).get("data") or [] for span in _spans_of(trace)]

@@ -98,3 +98,20 @@ def test_kubeconform_would_catch_a_wrong_field(kind: str, path: list[str], value
     wrong = _with(rendered.of_kind(kind)[0], path, value)
     report = kube.kubeconform(yaml.safe_dump(wrong))
     assert report["summary"]["invalid"] == 1, report
+
+
+def test_otel_variables_reach_each_service_as_given() -> None:
+    """The chart passes OpenTelemetry's variables through: both services share the
+    collector and sampler, each has its own service name."""
+    rendered = kube.render([kube.CHART / "ci" / "kafka-tracing-values.yaml"])
+    for component in ("producer", "consumer"):
+        (container,) = rendered.one("Deployment", component)["spec"]["template"]["spec"][
+            "containers"
+        ]
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability.svc:4318"
+        assert (env["OTEL_TRACES_SAMPLER"], env["OTEL_TRACES_SAMPLER_ARG"]) == (
+            "parentbased_traceidratio",
+            "0.01",
+        )
+        assert env["OTEL_SERVICE_NAME"] == f"orders-{component}"

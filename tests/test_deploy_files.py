@@ -16,16 +16,21 @@ import yaml
 
 from common.config import ConsumerSettings, ProducerSettings, env_variables
 from common.entra import AZURE_VARIABLES
+from common.tracing import COMPOSE_VARIABLES
 from localkafka import KAFKA_VERSION
 from tests.conftest import REPO, our_metric_names
 
 BIN = Path(sys.executable).parent
-#: What the services read: their settings, and what azure-identity reads for them.
+#: What the services read: their settings, what azure-identity reads for them, and
+#: OpenTelemetry's variables that compose passes on.
 VARIABLES = (
     set(env_variables(ProducerSettings))
     | set(env_variables(ConsumerSettings))
     | set(AZURE_VARIABLES)
+    | set(COMPOSE_VARIABLES)
 )
+#: Compose's own, read from .env by compose itself.
+COMPOSE_OWN = {"COMPOSE_PROFILES"}
 
 
 def tool(name: str) -> str:
@@ -115,7 +120,7 @@ def test_compose_and_env_example_set_only_variables_the_services_read(
         unknown = set(services[name]["environment"]) - VARIABLES
         assert not unknown, (name, unknown)
     in_example = set(re.findall(r"^#? ?([A-Z][A-Z_]+)=", (REPO / ".env.example").read_text(), re.M))
-    assert in_example == VARIABLES
+    assert in_example == VARIABLES | COMPOSE_OWN
 
 
 def test_azure_setup_script_passes_shellcheck() -> None:

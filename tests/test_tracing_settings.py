@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from common.config import ConfigError
 from common.tracing import Tracing, TracingSettings, metrics, read_settings
-from common.tracing._sdk import provider_for, resource_for
+from common.tracing._sdk import exporter_for, provider_for, resource_for
 from tests.conftest import REPO
 
 
@@ -59,7 +59,7 @@ def test_the_protocol_sampler_and_endpoint_are_read_as_the_specification_says() 
     assert settings.protocol == "grpc"  # the traces' own variable wins
     assert settings.endpoint == "https://collector:4317"  # no credentials shown
     assert (settings.sampler, settings.sampler_arg) == ("parentbased_traceidratio", 0.01)
-    assert set(settings.secrets) == {"s3cr3t,", "t1"}  # for the redactor
+    assert set(settings.secrets) == {"s3cr3t,", "t1", "secret"}  # for the redactor
     assert read_settings({"OTEL_TRACES_EXPORTER": "otlp"}, "p").protocol == "http/protobuf"
     ratio = read_settings({"OTEL_TRACES_SAMPLER": "traceidratio"}, "p")
     assert ratio.sampler_arg == 1.0  # the specification's default argument
@@ -157,6 +157,22 @@ def test_the_service_name_is_ours_unless_otel_variables_name_it(
     assert resource.attributes["service.name"] == name
     if "team" in str(env):
         assert resource.attributes["team"] == "pay"
+
+
+def test_an_installed_exporter_is_found_by_its_entry_point_name() -> None:
+    """How Azure Monitor's exporter is named (``azure_monitor_opentelemetry_exporter``):
+    shown here with the gRPC exporter's own entry point."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+        OTLPSpanExporter,
+    )
+
+    settings = read_settings({"OTEL_TRACES_EXPORTER": "otlp_proto_grpc"}, "consumer")
+    assert settings.exporters == ("otlp_proto_grpc",)
+    assert isinstance(exporter_for("otlp_proto_grpc", settings.protocol), OTLPSpanExporter)
+    with_key = read_settings(
+        {"OTEL_TRACES_EXPORTER": "console", "APPLICATIONINSIGHTS_CONNECTION_STRING": "IK=k"}, "c"
+    )
+    assert with_key.secrets == ("IK=k",)  # for the redactor
 
 
 def test_the_sampler_is_the_one_otel_traces_sampler_names(

@@ -13,6 +13,7 @@ Off, the services never touch the SDK: their loops check once, not per record.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +37,7 @@ from common.tracing._headers import (
 )
 from common.tracing._logs import add_trace_ids
 from common.tracing._sdk import provider_for, stop_within
-from common.tracing._settings import OFF, TracingSettings, read_settings
+from common.tracing._settings import COMPOSE_VARIABLES, OFF, TracingSettings, read_settings
 
 #: The most the stop waits for the last spans: inside Docker's and the chart's
 #: grace periods, after the Kafka clients' own closes.
@@ -60,7 +61,9 @@ class Tracing:
         self._provider = provider
         self._processors = processors
         #: Spans come from here; a no-op tracer when off.
-        self.tracer: Tracer = NoOpTracer() if provider is None else provider.get_tracer("ehkp")
+        self.tracer: Tracer = (
+            NoOpTracer() if provider is None else provider.get_tracer("eventhubs-kafka-python")
+        )
         self._clock = clock
         self._lock = threading.Lock()
         self._invalid_held = 0
@@ -80,6 +83,11 @@ class Tracing:
         """
         if not settings.enabled and exporters is None:
             return cls(settings)
+        # The specification: an empty variable is an unset one. Compose passes
+        # every OTEL_* it names, empty when .env leaves it out, and the SDK
+        # would take an empty sampler or endpoint as given.
+        for name in [n for n, v in os.environ.items() if n.startswith("OTEL_") and not v.strip()]:
+            del os.environ[name]
         provider, processors = provider_for(settings, exporters)
         if exporters is None:
             trace.set_tracer_provider(provider)
@@ -143,6 +151,7 @@ class Tracing:
 
 
 __all__ = [
+    "COMPOSE_VARIABLES",
     "OFF",
     "TRACEPARENT",
     "TRACESTATE",

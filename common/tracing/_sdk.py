@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from typing import Protocol
 
 import structlog
@@ -31,14 +32,22 @@ from opentelemetry.sdk.trace.export import (
 
 from common import events
 from common.tracing import metrics
-from common.tracing._settings import TracingSettings
+from common.tracing._settings import EXPORTER_ENTRY_POINTS, TracingSettings
 
 #: How often, at most, dropped spans are logged; the rest are counted into the next line.
 DROPPED_LOG_INTERVAL_S = 10.0
 
 
 def exporter_for(name: str, protocol: str) -> SpanExporter:
-    """The SDK's exporter *name*; it reads its endpoint, headers and timeout from OTEL_*."""
+    """The exporter *name*; it reads its endpoint, headers and timeout from OTEL_*.
+
+    ``otlp`` and ``console`` are the specification's; any other name is an
+    installed package's exporter, as OpenTelemetry's auto-configuration finds it.
+    """
+    if name not in ("otlp", "console"):
+        (found,) = entry_points(group=EXPORTER_ENTRY_POINTS, name=name)
+        made: SpanExporter = found.load()()
+        return made
     if name == "console":
         # One line per span, on stderr: stdout is the services' JSON logs.
         return ConsoleSpanExporter(

@@ -14,11 +14,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from urllib.parse import unquote, urlsplit
 
 from common.config import ConfigError
 
 EXPORTERS = ("otlp", "console", "none")
+#: Where an installed package names its exporter (Azure Monitor's is
+#: ``azure_monitor_opentelemetry_exporter``); OTEL_TRACES_EXPORTER may name any.
+EXPORTER_ENTRY_POINTS = "opentelemetry_traces_exporter"
+#: Azure Monitor's exporter reads its connection string (a key) from here.
+_APPLICATION_INSIGHTS = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 #: The OTLP protocols OpenTelemetry's Python exporters speak (not http/json).
 PROTOCOLS = ("http/protobuf", "grpc")
 SAMPLERS = (
@@ -41,6 +47,18 @@ _COUNTS = {
 _TIMEOUTS = ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 _HEADERS = ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+#: The OTEL_* variables docker-compose.yml and .env.example pass on (every one the
+#: SDK reads works; these are what most setups need).
+COMPOSE_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SDK_DISABLED",
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,8 @@ def read_settings(environ: Mapping[str, str], service: str) -> TracingSettings:
     get.not_blank("OTEL_SERVICE_NAME")
     get.pairs("OTEL_RESOURCE_ATTRIBUTES")
     secrets = tuple(v for name in _HEADERS for v in get.pairs(name).values())
+    secrets += tuple(get.secrets)
+    secrets += tuple(v for v in (environ.get(_APPLICATION_INSIGHTS, "").strip(),) if v)
     get.batch_within_queue()
     if problems:
         raise ConfigError(problems)
@@ -116,6 +136,8 @@ class _Reader:
     def __init__(self, environ: Mapping[str, str], problems: list[str]) -> None:
         self._environ = environ
         self._problems = problems
+        #: Values read that are credentials: for the log redactor.
+        self.secrets: list[str] = []
 
     def _get(self, name: str) -> str | None:
         value = self._environ.get(name)
@@ -149,12 +171,13 @@ class _Reader:
         if value is None:
             return None
         named = tuple(part.strip() for part in value.split(","))
-        unknown = [part for part in named if part not in EXPORTERS]
+        installed = {e.name for e in entry_points(group=EXPORTER_ENTRY_POINTS)}
+        unknown = [part for part in named if part not in EXPORTERS and part not in installed]
         if unknown:
             self._bad(
                 "OTEL_TRACES_EXPORTER",
-                f"must list {', '.join(EXPORTERS)} (comma-separated); "
-                "other exporters are not installed",
+                f"must list {', '.join(EXPORTERS)} or an installed exporter's name "
+                f"({', '.join(sorted(installed))}), comma-separated",
             )
             return None
         return named
@@ -175,6 +198,8 @@ class _Reader:
                 self._bad(name, "must be a URL such as http://localhost:4318")
                 continue
             shown = f"{url.scheme}://{url.hostname}{'' if port is None else f':{port}'}{url.path}"
+            if url.password:
+                self.secrets.append(unquote(url.password))
         return shown
 
     def ratio(self) -> float:

@@ -37,7 +37,8 @@ def compose_services(
     env_file = tmp_path_factory.mktemp("probe") / ".env"
     env_file.write_text("")
     probe = Project("ehk-probe", docker_env, env_file, [])
-    config = json.loads(probe.compose("--profile", "postgres", "config", "--format", "json"))
+    profiles = ("--profile", "postgres", "--profile", "tracing")
+    config = json.loads(probe.compose(*profiles, "config", "--format", "json"))
     named = {s["image"] for s in config["services"].values() if "build" not in s}
     named |= images.dockerfile_bases(REPO / "Dockerfile")
     try:
@@ -47,7 +48,7 @@ def compose_services(
     print(f"images: {report}")
     # Our own images from this checkout, once: `up` and `run` use an image of that
     # name as they find it, which may be one built from older code.
-    probe.compose("--profile", "postgres", "build", timeout=1800)
+    probe.compose(*profiles, "build", timeout=1800)
     return [
         name
         for name, service in config["services"].items()

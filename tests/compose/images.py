@@ -17,6 +17,7 @@ from pathlib import Path
 import localkafka
 
 HERE = Path(__file__).resolve().parent
+JAEGER = HERE.parent.parent / "build" / "bin" / "jaeger"
 STANDINS = HERE / "standins"
 BASE = "localbase/debian:bookworm"
 #: The host's own additions to its CA store (an intercepting proxy's, say).
@@ -27,6 +28,7 @@ STANDIN_FOR = {
     "apache/kafka": "kafka",
     "prom/prometheus": "prometheus",
     "postgres": "postgres",
+    "jaegertracing/jaeger": "jaeger",
 }
 #: Images nothing here can stand in for; their services are left out.
 WITHOUT_STANDIN = {"grafana/grafana"}
@@ -88,6 +90,9 @@ def _build(env: dict[str, str], image: str, standin: str, work: Path) -> None:
             shutil.copy(ca, context / "ca-certificates")
     if standin == "kafka":
         shutil.copytree(localkafka.ensure_jars(), context / "libs")
+    if standin == "jaeger":
+        # The binary the tracing tests run (make jaeger), from the same Go module.
+        shutil.copy(JAEGER, context / "jaeger-linux")
     result = _docker(env, "build", "--quiet", "--tag", image, str(context))
     if result.returncode != 0:
         raise RuntimeError(f"building the stand-in for {image} failed:\n{result.stderr[-3000:]}")

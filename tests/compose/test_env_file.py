@@ -11,6 +11,7 @@ import pytest
 
 from common.config import ConsumerSettings, ProducerSettings, env_variables
 from common.entra import AZURE_VARIABLES
+from common.tracing import COMPOSE_VARIABLES
 from tests.compose.project import REPO, Project
 
 pytestmark = pytest.mark.compose
@@ -23,9 +24,10 @@ KEY = base64.b64encode(b"k" * 32).decode()
 
 def _readers(variable: str) -> set[str]:
     readers = set()
-    if variable in env_variables(ProducerSettings) or variable in AZURE_VARIABLES:
+    both = (*AZURE_VARIABLES, *COMPOSE_VARIABLES)
+    if variable in env_variables(ProducerSettings) or variable in both:
         readers.add("producer")
-    if variable in env_variables(ConsumerSettings) or variable in AZURE_VARIABLES:
+    if variable in env_variables(ConsumerSettings) or variable in both:
         readers.add("consumer")
     return readers
 
