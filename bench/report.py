@@ -106,8 +106,11 @@ def _consumer_table(case: dict[str, Any], labels: dict[str, str]) -> list[str]:
 COMMIT_INTERVAL_S = 0.1
 
 
-def _consumer_profile(consumer: dict[str, Any], hotpath: dict[str, Any]) -> list[str]:
-    """Our consumer's time per message, step by step, against bare kafka-python's."""
+def _consumer_profile(
+    consumer: dict[str, Any], hotpath: dict[str, Any], tracing: dict[str, Any] | None = None
+) -> list[str]:
+    """Our consumer's time per message, step by step, against bare kafka-python's; with
+    *tracing* (``bench tracing``'s consumer figures), what a span adds, outside the total."""
     per_message = {c: 1e6 / consumer[c]["messages_per_s"]["median"] for c in ("bare", "ours")}
     steps = {
         k: hotpath[f"step_{k}_us"]["median"]
@@ -143,11 +146,37 @@ def _consumer_profile(consumer: dict[str, Any], hotpath: dict[str, Any]) -> list
     ]
     accounted = sum(value for _, value in rows)
     rows.append(("not accounted for above", per_message["ours"] - accounted))
+    extra = []
+    if tracing is not None:
+        for mode, sampled in (("on_100", "100 %"), ("on_1", "1 %")):
+            extra.append(
+                [
+                    f"with tracing on, a `process` span, {sampled} sampled (not in the total; "
+                    "its rate against tracing off's, `bench tracing`)",
+                    f"+{tracing[mode]['us_per_record_over_off']:.2f}",
+                ]
+            )
     return _table(
         ["step", "µs per message"],
         [[name, f"{value:.2f}"] for name, value in rows]
-        + [["**ours, measured (1 / its rate)**", f"**{per_message['ours']:.2f}**"]],
+        + [["**ours, measured (1 / its rate)**", f"**{per_message['ours']:.2f}**"]]
+        + extra,
     )
+
+
+#: ``bench tracing``'s last figures, kept beside latest.json (the case runs only when named).
+TRACING_RESULTS = Path(__file__).parent / "results" / "tracing.json"
+
+
+def _tracing(cases: dict[str, Any]) -> dict[str, Any] | None:
+    """The consumer's tracing figures: this run's, else the last ``bench tracing``'s."""
+    if "tracing" in cases:
+        found: dict[str, Any] = cases["tracing"]["consumer"]
+        return found
+    if not TRACING_RESULTS.exists():
+        return None
+    last: dict[str, Any] = json.loads(TRACING_RESULTS.read_text())["cases"]["tracing"]["consumer"]
+    return last
 
 
 #: The tracing case's contenders, as the tables name them.
@@ -236,7 +265,7 @@ def markdown(results: dict[str, Any]) -> str:
             "Where a consumed message's time goes, µs (our steps timed alone, in-process):",
             "",
         ]
-        out += [*_consumer_profile(cases["consumer"], cases["hotpath"]), ""]
+        out += [*_consumer_profile(cases["consumer"], cases["hotpath"], _tracing(cases)), ""]
     if "latency" in cases:
         c = cases["latency"]
         row = [f"{c[k]['median']:.1f} ms" for k in ("p50_ms", "p99_ms", "max_ms")]
