@@ -159,3 +159,20 @@ def test_tables_replace_what_stood_between_the_markers() -> None:
     assert report.with_tables(readme, "new") == f"# Title\n{start}\nnew\n{end}\nafter\n"
     with pytest.raises(ValueError, match="bench:tables"):
         report.with_tables("# no markers\n", "new")
+
+
+def test_bench_tracing_smoke_run_measures_each_mode(tmp_path: Path) -> None:
+    output = tmp_path / "tracing.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "tracing", "--rounds=1", "--scale=0.02",
+         f"--output={output}"],
+        cwd=REPO, capture_output=True, text=True, timeout=280, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    tracing = json.loads(output.read_text())["cases"]["tracing"]
+    for service in ("producer", "consumer"):
+        assert tracing[service]["off"]["exported"]["median"] == 0
+        assert tracing[service]["on_100"]["exported"]["median"] > 0
+        for mode in ("off", "on_100", "on_1"):
+            assert tracing[service][mode]["messages_per_s"]["median"] > 0
+    assert "| consumer | on, 100 % sampled |" in run.stdout
