@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+import structlog
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -41,9 +42,11 @@ TRACEPARENT = f"00-{TRACE_ID}-{APP_SPAN}-01".encode()
 
 @pytest.fixture
 def recorder() -> Iterator[SpanRecorder]:
-    spans = SpanRecorder()
-    yield spans
-    spans.close()
+    # The loops' lines and the recorder's own, captured: not into another test's stdout.
+    with structlog.testing.capture_logs():
+        spans = SpanRecorder()
+        yield spans
+        spans.close()
 
 
 def _consume(
