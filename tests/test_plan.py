@@ -497,7 +497,7 @@ def test_eventhubs_commits_at_most_4_times_a_second_per_partition(environ: Envir
         KAFKA_BOOTSTRAP_SERVERS="",
         KAFKA_TOPIC="orders",  # the key's EntityPath: a key for one event hub opens no other
     )
-    assert eventhubs.commit_interval_ms == 250
+    assert eventhubs.commit_interval_ms == 300  # under the 250 ms limit, with room
     slower = consumer(environ, KAFKA_COMMIT_INTERVAL_MS="1000")
     assert slower.commit_interval_ms == 1000
 

@@ -440,7 +440,7 @@ def _commit_interval_ms(
         return requested
     least = eventhubs.MIN_COMMIT_INTERVAL_MS
     if "commit_interval_ms" not in settings.model_fields_set:
-        return max(requested, least)
+        return max(requested, eventhubs.COMMIT_INTERVAL_MS)
     if requested < least:
         problems.add(
             f"KAFKA_COMMIT_INTERVAL_MS={requested} commits more often than Event Hubs allows "
