@@ -327,7 +327,7 @@ class ProducerService:
         if span.is_recording():
             self._spans[seq] = span
             headers = with_context(headers, span)
-        elif not parent.carried or parent.invalid:
+        elif parent.context is None:
             headers = with_context(headers, span)
         return self._send(seq, key, value, headers)
 

@@ -14,18 +14,17 @@ Off, the services never touch the SDK: their loops check once, not per record.
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import structlog
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import NoOpTracer, Tracer
 
 from common import events
+from common.repeats import Repeats
 from common.tracing import metrics
 from common.tracing._headers import (
     TRACEPARENT,
@@ -42,8 +41,6 @@ from common.tracing._settings import COMPOSE_VARIABLES, OFF, TracingSettings, re
 #: The most the stop waits for the last spans: inside Docker's and the chart's
 #: grace periods, after the Kafka clients' own closes.
 STOP_TIMEOUT_S = 2.0
-#: How often, at most, a record's unreadable traceparent is logged.
-INVALID_LOG_INTERVAL_S = 10.0
 
 
 class Tracing:
@@ -51,23 +48,17 @@ class Tracing:
 
     def __init__(
         self,
-        settings: TracingSettings = OFF,
         provider: TracerProvider | None = None,
         processors: Sequence[BatchSpanProcessor] = (),
-        *,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.settings = settings
         self._provider = provider
         self._processors = processors
         #: Spans come from here; a no-op tracer when off.
         self.tracer: Tracer = (
             NoOpTracer() if provider is None else provider.get_tracer("eventhubs-kafka-python")
         )
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._invalid_held = 0
-        self._invalid_next = 0.0
+        #: Unreadable traceparent headers, said once per interval with a count.
+        self._invalid = Repeats()
 
     @property
     def enabled(self) -> bool:
@@ -82,7 +73,7 @@ class Tracing:
         *exporters* replaces what OTEL_TRACES_EXPORTER names: a test's in-memory one.
         """
         if not settings.enabled and exporters is None:
-            return cls(settings)
+            return cls()
         # The specification: an empty variable is an unset one. Compose passes
         # every OTEL_* it names, empty when .env leaves it out, and the SDK
         # would take an empty sampler or endpoint as given.
@@ -100,7 +91,7 @@ class Tracing:
                 sampler_arg=settings.sampler_arg,
                 service_name=provider.resource.attributes.get("service.name"),
             )
-        return cls(settings, provider, processors)
+        return cls(provider, processors)
 
     def parent_of(
         self, headers: Headers | None, topic: str, partition: int | None, offset: int | None
@@ -111,26 +102,21 @@ class Tracing:
         """
         parent = parent_of(headers)
         if parent.invalid:
-            self._invalid(topic, partition, offset)
+            self._said_invalid(topic, partition, offset)
         return parent
 
-    def _invalid(self, topic: str, partition: int | None, offset: int | None) -> None:
+    def _said_invalid(self, topic: str, partition: int | None, offset: int | None) -> None:
         metrics.CONTEXT_INVALID.labels(topic).inc()
-        now = self._clock()
-        with self._lock:
-            self._invalid_held += 1
-            if now < self._invalid_next:
-                return
-            held, self._invalid_held = self._invalid_held, 0
-            self._invalid_next = now + INVALID_LOG_INTERVAL_S
-        structlog.get_logger().warning(
-            events.TRACEPARENT_INVALID,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            invalid=held,
-            interval_s=INVALID_LOG_INTERVAL_S,
-        )
+        invalid = self._invalid.add(topic)
+        if invalid is not None:
+            structlog.get_logger().warning(
+                events.TRACEPARENT_INVALID,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                invalid=invalid,
+                interval_s=self._invalid.interval_s,
+            )
 
     def flush(self) -> None:
         """Export every span ended so far, now (a test reads them next)."""
@@ -141,12 +127,12 @@ class Tracing:
         """Send the spans still queued, for *timeout_s* at most, and stop."""
         if self._provider is None:
             return
-        started = self._clock()
+        started = time.monotonic()
         left = stop_within(self._processors, timeout_s)
         if left:
             metrics.SPANS_DROPPED.labels("stopped").inc(left)
         structlog.get_logger().info(
-            events.TRACING_STOPPED, took_s=round(self._clock() - started, 3), left=left
+            events.TRACING_STOPPED, took_s=round(time.monotonic() - started, 3), left=left
         )
 
 
@@ -155,7 +141,6 @@ __all__ = [
     "OFF",
     "TRACEPARENT",
     "TRACESTATE",
-    "Context",
     "Parent",
     "Tracing",
     "TracingSettings",

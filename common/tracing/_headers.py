@@ -43,11 +43,9 @@ class Parent(NamedTuple):
     context: Context | None
     #: It carried a ``traceparent`` that could not be read.
     invalid: bool
-    #: It carried a ``traceparent``, sampled or not.
-    carried: bool
 
 
-NO_PARENT = Parent(None, invalid=False, carried=False)
+NO_PARENT = Parent(None, invalid=False)
 
 
 def parent_of(headers: Headers | None) -> Parent:
@@ -63,8 +61,8 @@ def parent_of(headers: Headers | None) -> Parent:
         return NO_PARENT
     context = _PROPAGATOR.extract(found, getter=_GETTER)
     if not get_current_span(context).get_span_context().is_valid:
-        return Parent(None, invalid=True, carried=True)
-    return Parent(context, invalid=False, carried=True)
+        return Parent(None, invalid=True)
+    return Parent(context, invalid=False)
 
 
 def with_context(

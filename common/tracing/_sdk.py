@@ -14,7 +14,6 @@ holds it to the pinned SDK.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
@@ -31,11 +30,9 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from common import events
+from common.repeats import Repeats
 from common.tracing import metrics
 from common.tracing._settings import EXPORTER_ENTRY_POINTS, TracingSettings
-
-#: How often, at most, dropped spans are logged; the rest are counted into the next line.
-DROPPED_LOG_INTERVAL_S = 10.0
 
 
 def exporter_for(name: str, protocol: str) -> SpanExporter:
@@ -76,34 +73,20 @@ def resource_for(settings: TracingSettings) -> Resource:
 
 
 class DropLog:
-    """Dropped spans in one line per interval, with how many since the last line."""
+    """Dropped spans counted, and said once per interval per reason with the count since."""
 
-    def __init__(
-        self,
-        interval_s: float = DROPPED_LOG_INTERVAL_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._interval_s = interval_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._held: dict[str, int] = {}
-        self._next = 0.0
+    def __init__(self, repeats: Repeats | None = None) -> None:
+        self._repeats = repeats or Repeats()
 
     def dropped(self, count: int, reason: str) -> None:
         metrics.SPANS_DROPPED.labels(reason).inc(count)
-        now = self._clock()
-        with self._lock:
-            self._held[reason] = self._held.get(reason, 0) + count
-            if now < self._next:
-                return
-            held, self._held = self._held, {}
-            self._next = now + self._interval_s
-        for why, spans in held.items():
+        spans = self._repeats.add(reason, count)
+        if spans is not None:
             structlog.get_logger().warning(
                 events.TRACING_SPANS_DROPPED,
-                reason=why,
+                reason=reason,
                 spans=spans,
-                interval_s=self._interval_s,
+                interval_s=self._repeats.interval_s,
             )
 
 

@@ -70,9 +70,8 @@ def delivered(span: Span, partition: int, offset: int) -> None:
     span.end()
 
 
-def failed(span: Span, error: BaseException, error_type: str, *, end: bool = True) -> None:
-    """Mark a span failed, with the exception's type and message; end it unless told not."""
+def failed(span: Span, error: BaseException, error_type: str) -> None:
+    """End a span failed, with the exception's type and message."""
     span.set_attribute(ERROR_TYPE, error_type)
     span.set_status(Status(StatusCode.ERROR, f"{error_type}: {error}"[:1_000]))
-    if end:
-        span.end()
+    span.end()
