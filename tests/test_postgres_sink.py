@@ -1,7 +1,10 @@
 """The idempotent PostgreSQL sink (examples/postgres_sink) against a real PostgreSQL and the
 real broker, with records kcat wrote: a consumer SIGKILLed mid-run and restarted, and a
 second consumer joining and leaving, leave every record in the table exactly once; a
-PostgreSQL restart during the run loses nothing and dead-letters nothing."""
+PostgreSQL restart during the run loses nothing and dead-letters nothing.
+
+The topic is fed in parts, each after the moment it must find work at (a kill, a join, a
+handback, a database down), so no step depends on how fast the sink writes."""
 
 from __future__ import annotations
 
@@ -25,8 +28,8 @@ PARTITIONS = 4
 RECORDS = 4_000
 
 
-def _fill(services: Services, topic: str) -> None:
-    lines = "".join(f"k{n}:v{n}\n" for n in range(RECORDS))
+def _fill(services: Services, topic: str, numbers: range = range(RECORDS)) -> None:
+    lines = "".join(f"k{n}:v{n}\n" for n in numbers)
     kcat(services.kafka.bootstrap_servers, "-P", "-t", topic, "-K", ":", stdin=lines.encode())
 
 
@@ -91,26 +94,40 @@ def test_a_killed_consumer_and_a_rebalance_leave_each_record_once(
     services: Services, postgres: PostgresServer, new_topic: object
 ) -> None:
     topic = new_topic(partitions=PARTITIONS)  # type: ignore[operator]
-    _fill(services, topic)
-    # Commits every 2 s: a kill leaves up to 2 s of written rows uncommitted, to come again.
-    first = _sink(services, postgres, topic, KAFKA_COMMIT_INTERVAL_MS="2000")
+    before_kill, while_shared, after_handback = (
+        range(2_000),
+        range(2_000, 3_000),
+        range(3_000, RECORDS),
+    )
+    _fill(services, topic, before_kill)
+    # Commits its first poll of at most 100 at once, then not for a minute: every row the
+    # kill leaves past those is uncommitted, and comes again.
+    first = _sink(
+        services, postgres, topic, KAFKA_COMMIT_INTERVAL_MS="60000", KAFKA_MAX_POLL_RECORDS="100"
+    )
     services.wait_until(lambda: _rows(postgres, topic) >= 800, timeout=60, what="rows written")
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL  # type: ignore[attr-defined]
     killed_at = _rows(postgres, topic)
 
     again = _sink(services, postgres, topic)
     services.wait_until(
-        lambda: again.events("service.started") and _duplicates_skipped(again) > 0,  # type: ignore[attr-defined]
+        lambda: again.events("service.started") and _duplicates_skipped(again) >= killed_at - 100,  # type: ignore[attr-defined]
         timeout=60,
-        what="a redelivery",
+        what="the uncommitted rows redelivered and skipped",
     )
     second = _sink(services, postgres, topic)
+    services.wait_until(lambda: second.owned(topic), timeout=60, what="the second consumer joining")  # type: ignore[attr-defined]
+    _fill(services, topic, while_shared)
     services.wait_until(
-        lambda: second.owned(topic) and _rows(postgres, topic) > killed_at + 400,  # type: ignore[attr-defined]
+        lambda: second.metric("consumer_handled_records_total", outcome="ok") > 0,  # type: ignore[attr-defined]
         timeout=60,
         what="the second consumer sharing the work",
     )
     assert second.stop() == 0  # type: ignore[attr-defined]
+    services.wait_until(
+        lambda: len(again.owned(topic)) == PARTITIONS, timeout=60, what="the handback"
+    )  # type: ignore[attr-defined]
+    _fill(services, topic, after_handback)
     services.wait_until(lambda: _rows(postgres, topic) == RECORDS, timeout=120, what="every record")
     duplicates = _duplicates_skipped(again)
     assert again.stop() == 0  # type: ignore[attr-defined]
@@ -126,10 +143,14 @@ def test_a_postgresql_restart_loses_nothing_and_dead_letters_nothing(
     services: Services, postgres: PostgresServer, new_topic: object
 ) -> None:
     topic = new_topic(partitions=PARTITIONS)  # type: ignore[operator]
-    _fill(services, topic)
+    before_stop, while_down = range(2_000), range(2_000, RECORDS)
+    _fill(services, topic, before_stop)
     sink = _sink(services, postgres, topic, CONSUMER_RETRY_BACKOFF_MS="200")
-    services.wait_until(lambda: _rows(postgres, topic) >= 800, timeout=60, what="rows written")
+    services.wait_until(
+        lambda: _rows(postgres, topic) == len(before_stop), timeout=60, what="rows written"
+    )
     postgres.stop()
+    _fill(services, topic, while_down)
     services.wait_until(
         lambda: sink.events("handler.retrying"),  # type: ignore[attr-defined]
         what="the sink waiting for its database",
