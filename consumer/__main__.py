@@ -7,7 +7,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from common import runner
 from common.client import connect
-from common.config import ConsumerPlan, ConsumerSettings, resolve
+from common.config import ConfigError, ConsumerPlan, ConsumerSettings, resolve
 from common.failure import ServiceFailed
 from common.health import Health
 from common.runner import EXIT_CONFIG
@@ -53,6 +53,11 @@ def _open_handler(plan: ConsumerPlan, stack: contextlib.ExitStack) -> Handler:
     except HandlerInvalid as exc:
         # Called wrong, like a misspelt name: exit 2, a restart cannot help.
         raise ServiceFailed("handler_invalid", str(exc), exit_status=EXIT_CONFIG) from None
+    except ConfigError as exc:
+        # The handler's own settings, read with common.config (a secret's file, say).
+        raise ServiceFailed(
+            "handler_settings_invalid", "; ".join(exc.problems), exit_status=EXIT_CONFIG
+        ) from None
     except Exception as exc:  # noqa: BLE001  (the user's code: any error is theirs)
         raise ServiceFailed(
             "handler_unavailable",

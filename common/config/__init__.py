@@ -7,6 +7,7 @@ that follows from settings together, including the exact client arguments.
 from common.config._cli import argument_parser, parse_overrides
 from common.config._env import env_names, env_variables
 from common.config._errors import ConfigError, load
+from common.config._files import file_variables, secret
 from common.config._kafka_args import ClientArgs, ConsumerArgs, ProducerArgs
 from common.config._named import takes_a_record
 from common.config._plan import (
@@ -40,8 +41,10 @@ __all__ = [
     "argument_parser",
     "env_names",
     "env_variables",
+    "file_variables",
     "load",
     "parse_overrides",
     "resolve",
+    "secret",
     "takes_a_record",
 ]

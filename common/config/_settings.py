@@ -13,10 +13,16 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import FilePath, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from common import eventhubs
 from common.config._env import env
+from common.config._files import SecretFiles
 from common.config._kafka_args import SaslMechanism, SecurityProtocol
 
 AssignmentStrategy = Literal["sticky", "cooperative-sticky", "range", "roundrobin"]
@@ -76,7 +82,8 @@ class KafkaSettings(BaseSettings):
     )
     sasl_password: SecretStr | None = env(
         "KAFKA_SASL_PASSWORD",
-        description="SASL password (for Event Hubs, the connection string); never logged",
+        description="SASL password (for Event Hubs, the connection string); never logged; "
+        "or a file named by KAFKA_SASL_PASSWORD_FILE",
         default=None,
     )
     eventhubs_namespace: str | None = env(
@@ -91,7 +98,7 @@ class KafkaSettings(BaseSettings):
         "EVENTHUBS_CONNECTION_STRING",
         description="Event Hubs namespace connection string; alone it implies SASL_SSL, "
         "PLAIN, user $ConnectionString, the bootstrap servers and, with EntityPath, "
-        "the topic; never logged",
+        "the topic; never logged; or a file named by EVENTHUBS_CONNECTION_STRING_FILE",
         default=None,
     )
     ssl_cafile: FilePath | None = env(
@@ -137,6 +144,18 @@ class KafkaSettings(BaseSettings):
         default=1,
         ge=0,
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags, then variables, then secrets given as files (``NAME_FILE``)."""
+        return init_settings, env_settings, SecretFiles(settings_cls)
 
     @field_validator(
         "security_protocol", "sasl_mechanism", "log_level", "log_format", mode="before"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Protocol
 
@@ -35,8 +35,12 @@ from common.tracing import metrics
 from common.tracing._settings import EXPORTER_ENTRY_POINTS, TracingSettings
 
 
-def exporter_for(name: str, protocol: str) -> SpanExporter:
+def exporter_for(
+    name: str, protocol: str, headers: Mapping[str, str] | None = None
+) -> SpanExporter:
     """The exporter *name*; it reads its endpoint, headers and timeout from OTEL_*.
+
+    *headers*, read from a file, are handed to the OTLP exporters instead.
 
     ``otlp`` and ``console`` are the specification's; any other name is an
     installed package's exporter, as OpenTelemetry's auto-configuration finds it.
@@ -55,12 +59,12 @@ def exporter_for(name: str, protocol: str) -> SpanExporter:
             OTLPSpanExporter as GrpcExporter,
         )
 
-        return GrpcExporter()
+        return GrpcExporter(headers=dict(headers)) if headers is not None else GrpcExporter()
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
         OTLPSpanExporter as HttpExporter,
     )
 
-    return HttpExporter()
+    return HttpExporter(headers=dict(headers)) if headers is not None else HttpExporter()
 
 
 def resource_for(settings: TracingSettings) -> Resource:
@@ -161,7 +165,9 @@ def provider_for(
     provider = TracerProvider(resource=resource_for(settings), shutdown_on_exit=False)
     drops = DropLog()
     if exporters is None:
-        exporters = [exporter_for(name, settings.protocol) for name in settings.exporters]
+        exporters = [
+            exporter_for(name, settings.protocol, settings.headers) for name in settings.exporters
+        ]
     processors = []
     for exporter in exporters:
         processor = BatchSpanProcessor(CountingExporter(exporter, drops))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from urllib.parse import unquote, urlsplit
 
-from common.config import ConfigError
+from common.config import ConfigError, secret
 
 EXPORTERS = ("otlp", "console", "none")
 #: Where an installed package names its exporter (Azure Monitor's is
@@ -79,6 +79,9 @@ class TracingSettings:
     default_service_name: str = ""
     #: Values of the OTLP headers (API keys, often): for the log redactor.
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: The OTLP headers when a file gave them (``OTEL_EXPORTER_OTLP_HEADERS_FILE``), for
+    #: the exporter; None when the SDK reads them from the variables itself.
+    headers: Mapping[str, str] | None = field(default=None, repr=False)
 
 
 OFF = TracingSettings(enabled=False)
@@ -91,7 +94,8 @@ def read_settings(environ: Mapping[str, str], service: str) -> TracingSettings:
     OTLP endpoint is set; off with OTEL_SDK_DISABLED=true whatever else is set.
     """
     problems: list[str] = []
-    get = _Reader(environ, problems)
+    from_files = _headers_from_files(environ, problems)
+    get = _Reader({**environ, **from_files}, problems)
     if get.boolean("OTEL_SDK_DISABLED"):
         return OFF
     exporters = get.exporters()
@@ -109,7 +113,8 @@ def read_settings(environ: Mapping[str, str], service: str) -> TracingSettings:
     get.choice("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", COMPRESSIONS)
     get.not_blank("OTEL_SERVICE_NAME")
     get.pairs("OTEL_RESOURCE_ATTRIBUTES")
-    secrets = tuple(v for name in _HEADERS for v in get.pairs(name).values())
+    headers = {name: get.pairs(name) for name in _HEADERS}
+    secrets = tuple(v for pairs in headers.values() for v in pairs.values())
     secrets += tuple(get.secrets)
     secrets += tuple(v for v in (environ.get(_APPLICATION_INSIGHTS, "").strip(),) if v)
     get.batch_within_queue()
@@ -127,7 +132,22 @@ def read_settings(environ: Mapping[str, str], service: str) -> TracingSettings:
         sampler_arg=sampler_arg,
         default_service_name=service,
         secrets=secrets,
+        # The SDK's order: the traces' own headers, else the general ones.
+        headers=(headers[_HEADERS[1]] or headers[_HEADERS[0]]) if from_files else None,
     )
+
+
+def _headers_from_files(environ: Mapping[str, str], problems: list[str]) -> dict[str, str]:
+    """The OTLP headers variables given as files (``NAME_FILE``): their text, by name."""
+    found = {}
+    for name in _HEADERS:
+        if not environ.get(f"{name}_FILE", "").strip():
+            continue
+        try:
+            found[name] = secret(name, environ) or ""
+        except ConfigError as exc:
+            problems += exc.problems
+    return found
 
 
 class _Reader:

@@ -24,6 +24,7 @@ import psycopg
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from prometheus_client import Counter
 
+from common.config import secret
 from consumer.handler import DependencyUnavailable, Handler, Record
 
 #: The table the records go to (named as such in CREATE and INSERT).
@@ -63,8 +64,12 @@ class SinkUnavailable(Exception):
 
 @contextlib.contextmanager
 def handler() -> Iterator[Handler]:
-    """Connects once at start (and creates the table); closes at stop."""
-    sink = Sink(os.environ.get("SINK_DATABASE_URL", ""))
+    """Connects once at start (and creates the table); closes at stop.
+
+    The URL may be given as a file, ``SINK_DATABASE_URL_FILE`` (a Docker or
+    Kubernetes secret); a bad file is a ConfigError, exit status 2.
+    """
+    sink = Sink(secret("SINK_DATABASE_URL") or "")
     try:
         yield sink.write
     finally:
@@ -114,9 +119,9 @@ class Sink:
         if isinstance(exc, psycopg.ProgrammingError):
             return "SINK_DATABASE_URL is not a libpq connection string or URI"
         said = " ".join(str(exc).split())[:200]
-        for secret in (_password(self._conninfo), os.environ.get("PGPASSWORD")):
-            if secret:
-                said = said.replace(secret, "***")
+        for password in (_password(self._conninfo), os.environ.get("PGPASSWORD")):
+            if password:
+                said = said.replace(password, "***")
         return said
 
 
