@@ -92,15 +92,32 @@ spec:
             {{- toYaml $c.resources | nindent 12 }}
           securityContext:
             {{- toYaml $v.securityContext | nindent 12 }}
+          {{- $secretFile := include "ehkp.secretFile" $scope }}
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- if $secretFile }}
+            - name: secret
+              mountPath: {{ include "ehkp.secretDir" .root }}
+              readOnly: true
+            {{- end }}
       volumes:
         # The root filesystem is read-only; Python and its libraries may still
         # want a scratch directory.
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
+        {{- if $secretFile }}
+        {{- $ref := splitList " " $secretFile }}
+        # The one key, readable by the pod's group (fsGroup) and no one else.
+        - name: secret
+          secret:
+            secretName: {{ index $ref 0 }}
+            defaultMode: 0440
+            items:
+              - key: {{ index $ref 1 }}
+                path: {{ index $ref 1 }}
+        {{- end }}
       {{- with $v.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}

@@ -88,12 +88,7 @@ the chart makes from `secret.value`.
 - name: EVENTHUBS_NAMESPACE
   value: {{ include "ehkp.eventHubsHost" .root | quote }}
 {{- else }}
-{{- $ref := splitList " " (include "ehkp.secretRef" (dict "root" .root "override" $c.secret)) }}
-- name: EVENTHUBS_CONNECTION_STRING
-  valueFrom:
-    secretKeyRef:
-      name: {{ index $ref 0 }}
-      key: {{ index $ref 1 }}
+{{- include "ehkp.secretEnv" (dict "root" .root "component" .component "variable" "EVENTHUBS_CONNECTION_STRING") }}
 {{- end }}
 {{- if eq .component "consumer" }}
 - name: EVENTHUBS_CONSUMER_GROUPID
@@ -114,16 +109,11 @@ the chart makes from `secret.value`.
 - name: KAFKA_SECURITY_PROTOCOL
   value: {{ $v.kafka.securityProtocol | quote }}
 {{- if hasPrefix "SASL_" $v.kafka.securityProtocol }}
-{{- $ref := splitList " " (include "ehkp.secretRef" (dict "root" .root "override" $c.secret)) }}
 - name: KAFKA_SASL_MECHANISM
   value: {{ $v.kafka.sasl.mechanism | quote }}
 - name: KAFKA_SASL_USERNAME
   value: {{ required "kafka.sasl.username is required with SASL" $v.kafka.sasl.username | quote }}
-- name: KAFKA_SASL_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ index $ref 0 }}
-      key: {{ index $ref 1 }}
+{{- include "ehkp.secretEnv" (dict "root" .root "component" .component "variable" "KAFKA_SASL_PASSWORD") }}
 {{- end }}
 {{- end }}
 - name: METRICS_PORT
@@ -138,4 +128,43 @@ the chart makes from `secret.value`.
 
 {{- define "ehkp.serviceAccountName" -}}
 {{- if .root.Values.serviceAccount.create }}{{ include "ehkp.component" . }}{{ else }}default{{ end }}
+{{- end }}
+
+
+{{/*
+The secret's variable of one service: from the Secret by secretKeyRef, or, with
+secret.asFile, VARIABLE_FILE naming the Secret's key mounted as a file, so that
+the pod's spec holds no secret in its environment.
+*/}}
+{{- define "ehkp.secretEnv" -}}
+{{- $c := index .root.Values .component }}
+{{- $ref := splitList " " (include "ehkp.secretRef" (dict "root" .root "override" $c.secret)) }}
+{{- if .root.Values.secret.asFile }}
+- name: {{ .variable }}_FILE
+  value: {{ printf "%s/%s" (include "ehkp.secretDir" .root) (index $ref 1) | quote }}
+{{- else }}
+- name: {{ .variable }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ index $ref 0 }}
+      key: {{ index $ref 1 }}
+{{- end }}
+{{- end }}
+
+{{- define "ehkp.secretDir" -}}
+/run/secrets/eventhubs-kafka-python
+{{- end }}
+
+{{/*
+"name key" of the Secret one service mounts as a file (secret.asFile), or nothing
+when it reads none (Entra ID, or Kafka without SASL).
+*/}}
+{{- define "ehkp.secretFile" -}}
+{{- $v := .root.Values }}
+{{- $c := index $v .component }}
+{{- $eventHubsKey := and (eq $v.broker "eventHubs") (ne $v.eventHubs.auth "entraId") }}
+{{- $kafkaSasl := and (eq $v.broker "kafka") (hasPrefix "SASL_" $v.kafka.securityProtocol) }}
+{{- if and $v.secret.asFile (or $eventHubsKey $kafkaSasl) }}
+{{- include "ehkp.secretRef" (dict "root" .root "override" $c.secret) }}
+{{- end }}
 {{- end }}
