@@ -29,8 +29,9 @@ VARIABLES = (
     | set(AZURE_VARIABLES)
     | set(COMPOSE_VARIABLES)
 )
-#: Compose's own, read from .env by compose itself.
-COMPOSE_OWN = {"COMPOSE_PROFILES"}
+#: Compose's own, read from .env by compose itself, and our compose files' own: where
+#: ports are published, and the Docker secret's file (docker-compose.secrets.yml).
+COMPOSE_OWN = {"COMPOSE_PROFILES", "PUBLISH_ADDRESS", "EVENTHUBS_CONNECTION_STRING_SECRET"}
 
 
 def tool(name: str) -> str:
@@ -46,13 +47,14 @@ def check(*argv: str) -> str:
     return result.stdout
 
 
-def compose(env_file: Path) -> dict:
+def compose(env_file: Path, *options: str) -> dict:
     text = check(
         tool("docker-compose"),
         "--env-file",
         str(env_file),
         "-f",
         "docker-compose.yml",
+        *options,
         "config",
         "--format",
         "json",
@@ -84,6 +86,19 @@ def test_consumer_can_scale(no_env_file: Path) -> None:
     assert "container_name" not in consumer
     # A container port with no fixed host port: Docker picks one per replica.
     assert all(not port.get("published") for port in consumer.get("ports", []))
+
+
+def test_every_port_is_published_on_loopback_unless_publish_address_says(
+    no_env_file: Path, tmp_path: Path
+) -> None:
+    def addresses(env_file: Path) -> set[str]:
+        services = compose(env_file, "--profile", "postgres", "--profile", "tracing")["services"]
+        return {port["host_ip"] for s in services.values() for port in s.get("ports", [])}
+
+    opened = tmp_path / "opened.env"
+    opened.write_text("PUBLISH_ADDRESS=0.0.0.0\n")
+    assert addresses(no_env_file) == {"127.0.0.1"}
+    assert addresses(opened) == {"0.0.0.0"}
 
 
 def test_kafka_image_matches_localkafka(no_env_file: Path) -> None:
