@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from common.config import ConsumerSettings, ProducerSettings, env_variables
+from common.config import ConsumerSettings, ProducerSettings, env_variables, file_variables
+from common.tracing import _settings as tracing_settings
 from tests.conftest import REPO, our_metric_names
 
 SETTINGS = (REPO / "docs/settings.md").read_text()
@@ -30,6 +31,18 @@ def test_every_documented_variable_is_read() -> None:
     rows = re.findall(r"^\| `([A-Z_]+)`", SETTINGS, flags=re.MULTILINE)
     assert rows
     assert sorted(set(rows) - _variables()) == []
+
+
+def test_every_secret_that_may_come_from_a_file_is_documented() -> None:
+    names = {
+        *file_variables(ProducerSettings),
+        *file_variables(ConsumerSettings),
+        *(f"{name}_FILE" for name in tracing_settings._HEADERS),
+        "SINK_DATABASE_URL_FILE",
+    }
+    section = SETTINGS[SETTINGS.index("### Secrets from files") :]
+    assert len(names) == 5
+    assert sorted(n for n in names if f"`{n}`" not in section) == []
 
 
 def test_every_metric_is_documented() -> None:
