@@ -95,8 +95,12 @@ def test_pods_run_as_the_image_is_built_to_run(rendered: kube.Rendered) -> None:
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         }
-        # The one writable place, as the Docker test runs it too.
-        assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+        # The one writable place, as the Docker test runs it too; anything else mounted
+        # (the secret as a file, with secret.asFile) is read-only.
+        mounts = container["volumeMounts"]
+        assert [m for m in mounts if not m.get("readOnly")] == [
+            {"name": "tmp", "mountPath": "/tmp"}
+        ]
         assert container["resources"]["requests"]
         assert container["resources"]["limits"]["memory"]
         assert spec["terminationGracePeriodSeconds"] >= 10
