@@ -19,6 +19,8 @@ pytestmark = pytest.mark.compose
 EXAMPLE = (REPO / ".env.example").read_text()
 #: Set by compose itself: Prometheus scrapes each replica on 8000.
 FIXED = {"METRICS_PORT": "8000"}
+#: Read by the compose file itself, where a probe is no value: where ports are published.
+REAL = {"PUBLISH_ADDRESS": "127.0.0.1"}
 KEY = base64.b64encode(b"k" * 32).decode()
 
 
@@ -37,7 +39,7 @@ def test_every_variable_of_env_example_reaches_its_containers(
 ) -> None:
     variables = re.findall(r"^#? ?([A-Z][A-Z_]+)=", EXAMPLE, re.MULTILINE)
     # A value of its own for each, so that a mix-up shows too.
-    values = {name: f"probe-{name.lower()}" for name in variables}
+    values = {name: REAL.get(name, f"probe-{name.lower()}") for name in variables}
     compose = project("".join(f"{name}={value}\n" for name, value in values.items()))
     compose.compose("create", "producer", "consumer")
 
