@@ -44,12 +44,13 @@ SERVICE_STARTED = _event(
 SERVICE_FAILED = _event(
     "service.failed",
     "error",
-    "reason error metrics_host metrics_port",
-    "the process ends with exit status 1 (2 for invalid_client_settings, handler_invalid and "
-    "source_invalid: what was configured is wrong); reason is one of authentication_failed, "
-    "authorization_failed, tls_verification_failed, credential_unavailable, "
-    "metrics_port_unavailable, unsupported_codec, compression_refused, "
-    "invalid_client_settings, handler_invalid, handler_failed, handler_unavailable, "
+    "reason error exception metrics_host metrics_port",
+    "the process ends with exit status 1 (2 for invalid_client_settings, handler_invalid, "
+    "handler_settings_invalid and source_invalid: what was configured is wrong); reason is one "
+    "of authentication_failed, authorization_failed, tls_verification_failed, "
+    "credential_unavailable, metrics_port_unavailable, unsupported_codec, compression_refused, "
+    "invalid_client_settings, handler_invalid, handler_settings_invalid, handler_failed, "
+    "handler_unavailable, "
     "dead_letter_topic_missing, source_invalid, source_unavailable, source_failed, "
     "records_undelivered, broker_unavailable (replay)",
 )
@@ -58,6 +59,14 @@ SERVICE_STOPPED = _event(
     "info",
     "signal",
     "stopped cleanly, on a signal, or (signal null) when the producer's source ended",
+)
+SETTING_UNREAD = _event(
+    "setting.unread",
+    "warning",
+    "variable did_you_mean",
+    "a variable with one of our prefixes (KAFKA_, EVENTHUBS_, PRODUCER_, CONSUMER_, "
+    "METRICS_, LOG_) that no setting reads, a misspelt name most often; did_you_mean is the "
+    "closest one that is read (null if none is close). The service starts all the same",
 )
 TLS_VERIFICATION_DISABLED = _event(
     "tls.verification_disabled",
@@ -190,14 +199,14 @@ MESSAGE_RECEIVED = _event(
 HANDLER_RETRYING = _event(
     "handler.retrying",
     "warning",
-    "topic partition offset attempt until_it_works retry_in_s error group_id",
+    "topic partition offset attempt until_it_works retry_in_s error exception group_id",
     "the handler failed on a record: its partition is paused and the record tried again "
     "in retry_in_s; until_it_works for DependencyUnavailable, never dead-lettered",
 )
 RECORD_DEAD_LETTERED = _event(
     "record.dead_lettered",
     "warning",
-    "topic partition offset attempts error dead_letter_topic dead_letter_partition "
+    "topic partition offset attempts error exception dead_letter_topic dead_letter_partition "
     "dead_letter_offset group_id",
     "the handler gave up on a record, and the dead-letter topic acknowledged it; its offset "
     "is committed",
@@ -212,7 +221,7 @@ DEAD_LETTER_FAILED = _event(
 HANDLER_FAILED = _event(
     "handler.failed",
     "error",
-    "topic partition offset attempts error group_id",
+    "topic partition offset attempts error exception group_id",
     "the handler gave up on a record and no dead-letter topic is set: the consumer commits "
     "what came before it and stops (service.failed reason=handler_failed, exit 1)",
 )

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
+import structlog.tracebacks
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from common import events
@@ -36,6 +37,12 @@ REPEAT_INTERVAL_S = 10.0
 _REMEMBERED = 1_000
 #: The libraries whose INFO lines narrate every connection or token request.
 _LIBRARIES = ("kafka", "azure", "opentelemetry")
+#: ``exception``: a list of {exc_type, exc_value, frames: [{filename, lineno, name}]...},
+#: the cause first. No locals: a frame's variables may hold a secret the redactor cannot
+#: know, such as a row's values or a token.
+_EXCEPTION_AS_DATA = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False, use_rich=False)
+)
 
 
 class Redactor:
@@ -46,6 +53,12 @@ class Redactor:
         # Longest first, so a key inside a connection string cannot leave a tail.
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._patterns = tuple(patterns)
+
+    def text(self, value: str) -> str:
+        """*value* with every known secret replaced: for what leaves by another way than a
+        log line (a dead letter's headers)."""
+        cleaned: str = self._clean(value)
+        return cleaned
 
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -183,7 +196,9 @@ def configure(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _static_fields(service),
         *([add_trace_ids] if trace_ids else []),
-        structlog.processors.format_exc_info,
+        # An exception (the user's handler's, say) as its traceback, before the
+        # redactor sees it: text on a console, frames as data in JSON.
+        structlog.processors.format_exc_info if console else _EXCEPTION_AS_DATA,
         Redactor(secrets, secret_patterns),
     ]
     renderer: Processor = (

@@ -26,6 +26,7 @@ from common.config import (
     argument_parser,
     load,
     parse_overrides,
+    unread_variables,
 )
 from common.entra import TOKEN_PATTERN
 from common.failure import ServiceFailed
@@ -59,7 +60,7 @@ def main(
     try:
         plan, tracing_settings = _settled(service, model, resolve, overrides)
     except ConfigError as exc:
-        print(f"{service}: {exc}", file=sys.stderr)
+        print(f"{service}: {exc.report()}", file=sys.stderr, end="")
         return EXIT_CONFIG
 
     settings = plan.settings
@@ -74,6 +75,8 @@ def main(
         trace_ids=tracing_settings.enabled,
     )
     log = structlog.get_logger()
+    for variable, meant in unread_variables(os.environ):
+        log.warning(events.SETTING_UNREAD, variable=variable, did_you_mean=meant)
     kafka_compat.install()
     if not security.verifies_tls:
         log.warning(events.TLS_VERIFICATION_DISABLED, setting="KAFKA_SSL_VERIFY=false")
@@ -109,7 +112,7 @@ def main(
             security.tokens.start()
         run(plan, health, shutdown, tracing)
     except ServiceFailed as exc:
-        log.error(events.SERVICE_FAILED, reason=exc.reason, error=exc.detail)
+        log.error(events.SERVICE_FAILED, reason=exc.reason, error=exc.detail, exc_info=exc.cause)
         return exc.exit_status
     except KafkaConfigurationError as exc:
         # Our validation should have caught it; if not, it is still the user's settings.
@@ -130,17 +133,19 @@ def _settled(
 ) -> tuple[P, TracingSettings]:
     """The plan and OTEL_*'s tracing settings; one ConfigError naming every problem of both."""
     problems: list[str] = []
+    errors: list[BaseException] = []
     plan = tracing = None
     try:
         plan = resolve(load(model, overrides))
     except ConfigError as exc:
         problems += exc.problems
+        errors += exc.errors
     try:
         tracing = read_settings(os.environ, service)
     except ConfigError as exc:
         problems += exc.problems
     if plan is None or tracing is None:
-        raise ConfigError(problems)
+        raise ConfigError(problems, errors)
     return plan, tracing
 
 

@@ -10,6 +10,7 @@ from common.client import connect
 from common.config import ConfigError, ConsumerPlan, ConsumerSettings, resolve
 from common.failure import ServiceFailed
 from common.health import Health
+from common.logging import Redactor
 from common.runner import EXIT_CONFIG
 from common.shutdown import Shutdown
 from common.tracing import Tracing
@@ -63,6 +64,7 @@ def _open_handler(plan: ConsumerPlan, stack: contextlib.ExitStack) -> Handler:
             "handler_unavailable",
             f"CONSUMER_HANDLER={plan.settings.handler} could not be opened: "
             f"{type(exc).__name__}: {exc}",
+            cause=exc,
         ) from None
 
 
@@ -86,6 +88,7 @@ def _dead_letters(
         kafka["delivery_timeout_ms"] / 1000,
         tracing=tracing if tracing.enabled else None,
         client_id=plan.connection.client_id,
+        redact=Redactor(plan.secrets).text,
     )
 
 

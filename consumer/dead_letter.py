@@ -10,6 +10,7 @@ acknowledge it (acks=all) before the original's offset may be committed.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -31,6 +32,7 @@ ORIGINAL_TIMESTAMP = "dlt.original.timestamp"
 CONSUMER_GROUP = "dlt.original.consumer.group"
 EXCEPTION_TYPE = "dlt.exception.type"
 EXCEPTION_MESSAGE = "dlt.exception.message"
+EXCEPTION_STACKTRACE = "dlt.exception.stacktrace"
 ATTEMPTS = "dlt.attempts"
 #: Ours, replaced on each write: a replayed record that fails again is not named twice.
 OURS = (
@@ -41,10 +43,14 @@ OURS = (
     CONSUMER_GROUP,
     EXCEPTION_TYPE,
     EXCEPTION_MESSAGE,
+    EXCEPTION_STACKTRACE,
     ATTEMPTS,
 )
 #: Characters of the exception's message kept: enough to read, bounded.
 MESSAGE_CHARS = 1_000
+#: Characters of the traceback kept, its end (the frame that raised, and the error):
+#: a few frames' worth, small beside Event Hubs' 1 MB record.
+STACKTRACE_CHARS = 4_000
 
 
 class DeadLetterFailed(Exception):
@@ -87,9 +93,17 @@ def exception_type(error: BaseException) -> str:
 
 
 def headers_for(
-    record: Record, group_id: str, error: BaseException, attempts: int
+    record: Record,
+    group_id: str,
+    error: BaseException,
+    attempts: int,
+    redact: Callable[[str], str] = str,
 ) -> list[tuple[str, bytes]]:
-    """The original's headers (ours from an earlier dead-lettering dropped), then ours."""
+    """The original's headers (ours from an earlier dead-lettering dropped), then ours.
+
+    *redact* takes the service's known secrets out of the exception's message and
+    traceback, as out of a log line.
+    """
     kept = [(name, value or b"") for name, value in record.headers if name not in OURS]
     ours = {
         ORIGINAL_TOPIC: record.topic,
@@ -98,10 +112,19 @@ def headers_for(
         ORIGINAL_TIMESTAMP: str(record.timestamp),
         CONSUMER_GROUP: group_id,
         EXCEPTION_TYPE: exception_type(error),
-        EXCEPTION_MESSAGE: str(error)[:MESSAGE_CHARS],
+        EXCEPTION_MESSAGE: redact(str(error))[:MESSAGE_CHARS],
+        EXCEPTION_STACKTRACE: redact(stacktrace(error)),
         ATTEMPTS: str(attempts),
     }
     return kept + [(name, value.encode()) for name, value in ours.items()]
+
+
+def stacktrace(error: BaseException) -> str:
+    """*error*'s traceback as Python prints it, its last STACKTRACE_CHARS characters."""
+    text = "".join(traceback.format_exception(error))
+    if len(text) <= STACKTRACE_CHARS:
+        return text
+    return "...\n" + text[-STACKTRACE_CHARS:].partition("\n")[2]
 
 
 class DeadLetters:
@@ -116,8 +139,10 @@ class DeadLetters:
         *,
         tracing: Tracing | None = None,
         client_id: str = "dead-letters",
+        redact: Callable[[str], str] = str,
     ) -> None:
         self.topic = topic
+        self._redact = redact
         #: Set when tracing is on: each write is a ``send`` span linked to the record's trace.
         self._tracing = tracing
         self._client_id = client_id
@@ -194,7 +219,7 @@ class DeadLetters:
                     self.topic,
                     value=record.value,
                     key=record.key,
-                    headers=headers_for(record, self._group_id, error, attempts),
+                    headers=headers_for(record, self._group_id, error, attempts, self._redact),
                 )
             wait_s = max(0.0, min(wait_s, self._timeout_s))
             try:

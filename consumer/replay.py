@@ -191,7 +191,7 @@ def main(argv: Sequence[str]) -> int:
         if plan.settings.dead_letter_topic is None:
             raise ConfigError(["CONSUMER_DEAD_LETTER_TOPIC is missing: it names what to replay"])
     except ConfigError as exc:
-        print(f"consumer replay: {exc}", file=sys.stderr)
+        print(f"consumer replay: {exc.report()}", file=sys.stderr, end="")
         return EXIT_CONFIG
     settings = plan.settings
     security = plan.connection.security

@@ -423,6 +423,7 @@ class ConsumerService:
                 until_it_works=isinstance(error, DependencyUnavailable),
                 retry_in_s=round(delay, 2),
                 error=_said(error),
+                exc_info=error,
             )
             self._hold(partition, record.offset)
             return _HOLD
@@ -453,6 +454,7 @@ class ConsumerService:
             offset=record.offset,
             attempts=pending.attempts,
             error=_said(pending.error),
+            exc_info=pending.error,
             dead_letter_topic=self._dead_letters.topic,
             dead_letter_partition=written.partition,
             dead_letter_offset=written.offset,
@@ -499,6 +501,7 @@ class ConsumerService:
             offset=record.offset,
             attempts=pending.attempts if pending else 1,
             error=_said(error),
+            exc_info=error,
         )
         return ServiceFailed(
             "handler_failed",

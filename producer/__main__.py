@@ -52,6 +52,7 @@ def _source(plan: ProducerPlan) -> Iterable[object] | None:
             "source_unavailable",
             f"PRODUCER_SOURCE={plan.settings.source} could not be opened: "
             f"{type(exc).__name__}: {exc}",
+            cause=exc,
         ) from None
     if not isinstance(made, Iterable) or isinstance(made, str | bytes):
         raise ServiceFailed(

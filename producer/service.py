@@ -274,6 +274,7 @@ class ProducerService:
                 "source_failed",
                 f"PRODUCER_SOURCE={self._settings.source} raised {type(error).__name__}: "
                 f"{error}; what it gave before is accounted for in producer.finished",
+                cause=error,
             )
         if tally.failed or tally.skipped or unsent:
             raise ServiceFailed(

@@ -81,9 +81,14 @@ def console_records(out: str) -> list[tuple[int, int, str, str]]:
     return records
 
 
+#: ASCII's record separator: in no header, key or value of the tests.
+_RECORD_SEPARATOR = "\x1e"
+
+
 def console_read(bootstrap: str, topic: str, count: int) -> list[tuple[str, str, str]]:
     """(headers, key, value) of *topic*'s first *count* records, as Kafka's console consumer
-    prints them: headers as ``name:value`` joined by ``|``."""
+    prints them: headers as ``name:value`` joined by ``|``. Records are cut at a separator
+    of their own, not a newline: a header may hold several lines (a dead letter's traceback)."""
     out = java(
         CONSOLE_CONSUMER,
         "--bootstrap-server", bootstrap,
@@ -94,9 +99,10 @@ def console_read(bootstrap: str, topic: str, count: int) -> list[tuple[str, str,
         "--property", "print.headers=true",
         "--property", "print.key=true",
         "--property", "headers.separator=|",
+        "--property", f"line.separator={_RECORD_SEPARATOR}",
     )  # fmt: skip
     records = []
-    for line in out.splitlines():
+    for line in out.split(_RECORD_SEPARATOR)[:-1]:
         headers, key, value = line.split("\t", 2)
         records.append((headers, key, value))
     return records

@@ -95,3 +95,27 @@ def slow(record: Record) -> None:
 def gives_no_handler() -> int:
     """A factory that returns something a record cannot be given to."""
     return 42
+
+
+def buggy(record: Record) -> None:
+    """A bug of the user's, one call deep: a field the record does not have."""
+    _handled(record) if _amount(record) else None
+
+
+def _amount(record: Record) -> object:
+    fields: dict[str, object] = {"value": record.value}
+    return fields["amount"]
+
+
+def leaks_secret(record: Record) -> None:
+    """Fails with the connection string in its message, as a careless error would."""
+    raise ConnectionError(f"cannot use {os.environ['EVENTHUBS_CONNECTION_STRING']}")
+
+
+def fails_to_open() -> Handler:
+    """A factory whose own setup fails, one call deep."""
+    return _open_pool()
+
+
+def _open_pool() -> Handler:
+    raise ConnectionRefusedError("the database refused the pool")

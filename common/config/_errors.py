@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from traceback import format_exception
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -14,11 +15,20 @@ Settings = TypeVar("Settings", bound=BaseSettings)
 
 
 class ConfigError(Exception):
-    """Settings that cannot work; ``problems`` has one line per bad or missing variable."""
+    """Settings that cannot work; ``problems`` has one line per bad or missing variable.
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    ``errors`` are the user's own exceptions behind some of them (a handler's
+    module that raised as it was imported), whose tracebacks show where.
+    """
+
+    def __init__(self, problems: Sequence[str], errors: Sequence[BaseException] = ()) -> None:
         self.problems = list(problems)
+        self.errors = list(errors)
         super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in self.problems))
+
+    def report(self) -> str:
+        """What a user reads: the problems, then each of their exceptions' tracebacks."""
+        return "".join([f"{self}\n", *("".join(format_exception(e)) for e in self.errors)])
 
 
 def _describe(model: type[BaseSettings], error: Mapping[str, Any]) -> list[str]:

@@ -14,11 +14,20 @@ import inspect
 from collections.abc import Callable, Iterable
 
 
+class ImportFailed(ValueError):
+    """The user's module raised as it was imported: ``error`` is theirs, with its traceback."""
+
+    def __init__(self, message: str, error: BaseException) -> None:
+        super().__init__(message)
+        self.error = error
+
+
 def import_named(spec: str) -> object:
     """The object *spec* (``package.module:name``) names; ValueError saying why not.
 
-    The user's module may fail in any way as it is imported; that is said
-    in one line, never as a traceback.
+    The user's module may fail in any way as it is imported; that is said in
+    one line, and the error, whose traceback shows where, is kept
+    (:class:`ImportFailed`).
     """
     module_name, _, attribute = spec.partition(":")
     try:
@@ -28,15 +37,28 @@ def import_named(spec: str) -> object:
             raise ValueError(
                 f"no module named {exc.name!r} (is its folder on PYTHONPATH?)"
             ) from None
-        raise ValueError(f"importing {module_name} failed: {_said(exc)}") from None
+        raise ImportFailed(f"importing {module_name} failed: {_said(exc)}", _theirs(exc)) from None
     except Exception as exc:  # noqa: BLE001  (the user's module: any error is theirs)
-        raise ValueError(f"importing {module_name} failed: {_said(exc)}") from None
+        raise ImportFailed(f"importing {module_name} failed: {_said(exc)}", _theirs(exc)) from None
     for name in attribute.split("."):
         try:
             found = getattr(found, name)
         except AttributeError:
             raise ValueError(f"{module_name} has no {attribute!r}") from None
     return found
+
+
+def _theirs(error: BaseException) -> BaseException:
+    """*error* with its traceback starting at the user's module: ours and importlib's
+    frames before it say nothing they can act on."""
+    tb = error.__traceback__
+    ours = (__file__, importlib.__file__)
+    while tb is not None and (
+        tb.tb_frame.f_code.co_filename in ours
+        or tb.tb_frame.f_code.co_filename.startswith("<frozen importlib")
+    ):
+        tb = tb.tb_next
+    return error.with_traceback(tb) if tb is not None else error
 
 
 def import_handler(spec: str) -> Callable[..., object]:

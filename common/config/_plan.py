@@ -32,7 +32,7 @@ from common.config._kafka_args import (
     ProducerArgs,
     SaslMechanism,
 )
-from common.config._named import import_handler, import_source
+from common.config._named import ImportFailed, import_handler, import_source
 from common.config._security import (
     EventHubsEntra,
     EventHubsKey,
@@ -177,16 +177,20 @@ class _Problems:
     def __init__(self, model: type[BaseSettings]) -> None:
         self._model = model
         self.lines: list[str] = []
+        self.errors: list[BaseException] = []
 
-    def add(self, line: str) -> None:
+    def add(self, line: str, error: ValueError | None = None) -> None:
+        """*line*; and when *error* is the user's module failing, its error too."""
         self.lines.append(line)
+        if isinstance(error, ImportFailed):
+            self.errors.append(error.error)
 
     def missing(self, field: str) -> None:
         self.add(f"{label(self._model, field)} is missing")
 
     def raise_any(self) -> None:
         if self.lines:
-            raise ConfigError(self.lines)
+            raise ConfigError(self.lines, self.errors)
 
 
 def _connection(settings: KafkaSettings, problems: _Problems) -> tuple[Connection, str | None]:
@@ -215,6 +219,8 @@ def _connection(settings: KafkaSettings, problems: _Problems) -> tuple[Connectio
     if topic is None:
         problems.missing("topic")
     bootstrap = tuple(servers.split(",")) if servers else ()
+    if parsed is not None:
+        _refuse_servers_elsewhere(settings, parsed.host, bootstrap, problems)
     service = "producer" if isinstance(settings, ProducerSettings) else "consumer"
     connection = Connection(
         bootstrap_servers=bootstrap,
@@ -223,6 +229,25 @@ def _connection(settings: KafkaSettings, problems: _Problems) -> tuple[Connectio
         eventhubs=namespace is not None,
     )
     return connection, topic
+
+
+def _refuse_servers_elsewhere(
+    settings: KafkaSettings, namespace: str, servers: tuple[str, ...], problems: _Problems
+) -> None:
+    """Bootstrap servers that are not the connection string's namespace cannot work: the
+    namespace's certificate is for its own name, and TLS is verified. (A KAFKA_SSL_CAFILE
+    says the other end is a proxy of the user's, with a certificate of theirs.) Most often
+    it is .env.example's local KAFKA_BOOTSTRAP_SERVERS, left set beside the Event Hubs block.
+    """
+    if settings.ssl_cafile is not None or not settings.ssl_verify:
+        return
+    elsewhere = [s for s in servers if s.rsplit(":", 1)[0].lower() != namespace]
+    if elsewhere:
+        problems.add(
+            f"{label(type(settings), 'bootstrap_servers')}={','.join(elsewhere)} is not the "
+            f"connection string's namespace {namespace}, whose certificate is for its own "
+            "name: unset it (the namespace is used), or name the namespace"
+        )
 
 
 def _namespace(
@@ -517,7 +542,7 @@ def _source(
     try:
         return import_source(spec)
     except ValueError as exc:
-        problems.add(f"PRODUCER_SOURCE={spec}: {exc}")
+        problems.add(f"PRODUCER_SOURCE={spec}: {exc}", exc)
         return None
 
 
@@ -532,7 +557,7 @@ def _handler(settings: ConsumerSettings, problems: _Problems) -> Callable[..., o
     try:
         return import_handler(settings.handler)
     except ValueError as exc:
-        problems.add(f"CONSUMER_HANDLER={settings.handler}: {exc}")
+        problems.add(f"CONSUMER_HANDLER={settings.handler}: {exc}", exc)
         return None
 
 
