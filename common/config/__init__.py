@@ -19,6 +19,7 @@ from common.config._plan import (
 )
 from common.config._security import EventHubsEntra, EventHubsKey, Plaintext, Sasl, Security, Tls
 from common.config._settings import ConsumerSettings, KafkaSettings, ProducerSettings
+from common.config._unread import unread_variables
 
 __all__ = [
     "BOOTSTRAP_TIMEOUT_MS",
@@ -47,4 +48,5 @@ __all__ = [
     "resolve",
     "secret",
     "takes_a_record",
+    "unread_variables",
 ]
