@@ -52,7 +52,7 @@ SERVICE_FAILED = _event(
     "invalid_client_settings, handler_invalid, handler_settings_invalid, handler_failed, "
     "handler_unavailable, "
     "dead_letter_topic_missing, source_invalid, source_unavailable, source_failed, "
-    "records_undelivered, broker_unavailable (replay)",
+    "records_undelivered, inputs_skipped, broker_unavailable (replay)",
 )
 SERVICE_STOPPED = _event(
     "service.stopped",

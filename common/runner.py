@@ -94,7 +94,7 @@ def main(
             reason="metrics_port_unavailable",
             metrics_host=settings.metrics_host,
             metrics_port=settings.metrics_port,
-            error=exc.strerror,
+            error=f"{exc.strerror}: set METRICS_PORT to a free port (METRICS_PORT=0 picks one)",
         )
         tracing.stop()
         return EXIT_REFUSED

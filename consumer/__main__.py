@@ -20,7 +20,10 @@ from consumer.dead_letter import DeadLetterClient, DeadLetters
 from consumer.handler import Handler, HandlerInvalid, opened
 from consumer.service import ConsumerService
 
-DESCRIPTION = "Consume a Kafka topic or an Azure Event Hub as a member of a consumer group."
+DESCRIPTION = (
+    "Consume a Kafka topic or an Azure Event Hub as a member of a consumer group. "
+    "`python -m consumer replay --help`: put dead letters back on the topic they came from."
+)
 
 
 def run(plan: ConsumerPlan, health: Health, shutdown: Shutdown, tracing: Tracing) -> None:

@@ -278,7 +278,8 @@ class ProducerService:
             )
         if tally.failed or tally.skipped or unsent:
             raise ServiceFailed(
-                "records_undelivered",
+                # Every record delivered, but some input made none: say that, not undelivered.
+                "records_undelivered" if tally.failed or unsent else "inputs_skipped",
                 f"of {tally.read + unsent} records {tally.failed} failed and {unsent} were "
                 f"not sent, and {tally.skipped} inputs were skipped; see producer.finished",
             )

@@ -97,7 +97,10 @@ def _hinted(complaint: str) -> str:
     complaint = complaint[:REASON_CHARS]
     if "unknown field" in complaint or "missing required field" in complaint:
         # The likeliest mistake: a file of events, each line meant as the value.
-        return f'{complaint}; a line is {{"value": ..., "key": ..., "headers": ...}}'
+        return (
+            f'{complaint}; a line is {{"value": ..., "key": ..., "headers": ...}} '
+            "(a file of bare events: jq -c '{value: .}' wraps each)"
+        )
     return complaint
 
 

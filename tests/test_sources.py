@@ -96,7 +96,7 @@ def test_a_value_json_cannot_write_is_skipped_and_the_rest_sent(
     (skipped,) = [line for line in logs if line["event"] == events.SOURCE_SKIPPED]
     assert skipped["where"] == "record 2"
     assert "not bytes, text or JSON" in str(skipped["reason"])
-    assert failed.value.reason == "records_undelivered"
+    assert failed.value.reason == "inputs_skipped"
     assert _finished(logs)["skipped"] == 1
 
 
@@ -180,7 +180,8 @@ def test_json_lines_give_records_and_name_each_bad_line() -> None:
     ]
     assert read[3] == Skipped(
         "line 5",
-        'Object contains unknown field `id`; a line is {"value": ..., "key": ..., "headers": ...}',
+        'Object contains unknown field `id`; a line is {"value": ..., "key": ..., "headers": ...} '
+        "(a file of bare events: jq -c '{value: .}' wraps each)",
     )
     assert read[4].where == "line 6"
     assert str(read[4].reason).startswith("not JSON")

@@ -76,7 +76,10 @@ def test_a_file_of_json_lines_is_published_and_each_bad_line_named(
     skipped = _events(out, "source.skipped")
     assert [line["where"] for line in skipped] == [f"line {n}" for n in sorted(BAD_LINES)]
     assert "unknown field `id`" in skipped[0]["reason"]
+    assert "jq -c '{value: .}'" in skipped[0]["reason"]  # a bare event: how to wrap them
     assert skipped[1]["reason"].startswith("not JSON")
+    (failed,) = _events(out, "service.failed")
+    assert failed["reason"] == "inputs_skipped"  # every record was delivered
     (finished,) = _events(out, "producer.finished")
     counts = ("records", "delivered", "failed", "unsent", "skipped", "source_ended")
     assert {name: finished[name] for name in counts} == {

@@ -21,8 +21,8 @@ def argument_parser(
     )
     for field_name, names in env_names(model).items():
         field = model.model_fields[field_name]
-        default = field.get_default()
-        shown = "" if default is None else f" (default: {default!s})"
+        default = typed(field.get_default())
+        shown = "" if default is None else f" (default: {default})"
         parser.add_argument(
             "--" + field_name.replace("_", "-"),
             dest=field_name,
@@ -30,6 +30,18 @@ def argument_parser(
             help=f"{field.description}{shown} [{', '.join(names)}]",
         )
     return parser
+
+
+def typed(default: object) -> str | None:
+    """*default* as a user types it in the variable (``sticky,range``, ``true``); None when
+    there is none to show (unset, or empty)."""
+    if default is None or default == "":
+        return None
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, tuple | list):
+        return ",".join(str(part) for part in default)
+    return str(default)
 
 
 def parse_overrides(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> dict[str, str]:

@@ -334,8 +334,9 @@ class ConsumerSettings(KafkaSettings):
         "KAFKA_COMMIT_INTERVAL_MS",
         description="Longest processed offsets wait before they are committed; a consumer "
         "that crashes leaves at most this much to be processed again (0: after every poll). "
-        "Rebalances and clean stops commit at once; Event Hubs: 250 or more (4 commits a "
-        "second per partition), 250 by default",
+        "Rebalances and clean stops commit at once; Event Hubs: "
+        f"{eventhubs.MIN_COMMIT_INTERVAL_MS} or more (4 commits a second per partition), "
+        f"{eventhubs.COMMIT_INTERVAL_MS} by default",
         default=100,
         ge=0,
     )
