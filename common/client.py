@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -115,7 +115,11 @@ Client = TypeVar("Client")
 
 
 def connect(
-    factory: Callable[[], Client], shutdown: Shutdown, health: Health, what: str
+    factory: Callable[[], Client],
+    shutdown: Shutdown,
+    health: Health,
+    what: str,
+    servers: Sequence[str],
 ) -> Client | None:
     """Build a kafka-python client, retrying with backoff while no broker answers.
 
@@ -135,6 +139,7 @@ def connect(
             log.warning(
                 events.BROKER_UNAVAILABLE,
                 client=what,
+                bootstrap_servers=",".join(servers),
                 attempt=backoff.attempt,
                 retry_in_s=round(delay, 2),
                 error=str(exc),

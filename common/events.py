@@ -79,7 +79,7 @@ TLS_VERIFICATION_DISABLED = _event(
 BROKER_UNAVAILABLE = _event(
     "broker.unavailable",
     "warning",
-    "client attempt retry_in_s error",
+    "client bootstrap_servers attempt retry_in_s error",
     "no broker answered a new client; retried with backoff",
 )
 BROKER_THROTTLED = _event(
@@ -116,12 +116,20 @@ LIBRARY_REPEATED = _event(
 
 # The topic.
 TOPIC_READY = _event("topic.ready", "info", "topic partitions", "the producer's topic exists")
+TOPIC_MISSING = _event(
+    "topic.missing",
+    "error",
+    "topic bootstrap_servers hint repeated",
+    "the topic does not exist; hint says how to create it (the services never do). Said at "
+    "once, then at most once per 10 s, repeated counting the checks in between; both "
+    "services keep checking and start when it appears, /readyz says why meanwhile",
+)
 TOPIC_UNAVAILABLE = _event(
     "topic.unavailable",
     "error",
     "topic error retry_in_s",
-    "the topic does not exist (yet), or error says why it could not be checked; both "
-    "services keep checking",
+    "the topic could not be checked (error says why: the broker did not answer the "
+    "metadata request); both services ask again in retry_in_s",
 )
 
 # The producer.

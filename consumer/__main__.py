@@ -34,7 +34,11 @@ def run(plan: ConsumerPlan, health: Health, shutdown: Shutdown, tracing: Tracing
             stack.callback(dead_letters.close)
             dead_letters.start()
         client: ConsumerClient | None = connect(
-            lambda: KafkaConsumer(**plan.kafka), shutdown, health, "consumer"
+            lambda: KafkaConsumer(**plan.kafka),
+            shutdown,
+            health,
+            "consumer",
+            plan.connection.bootstrap_servers,
         )
         if client is not None:
             ConsumerService(
@@ -80,7 +84,11 @@ def _dead_letters(
 
     def client() -> DeadLetterClient | None:
         made: DeadLetterClient | None = connect(
-            lambda: KafkaProducer(**kafka), shutdown, health, "dead_letters"
+            lambda: KafkaProducer(**kafka),
+            shutdown,
+            health,
+            "dead_letters",
+            plan.connection.bootstrap_servers,
         )
         return made
 

@@ -37,6 +37,7 @@ from common.failure import ServiceFailed
 from common.health import Health
 from common.shutdown import Shutdown
 from common.throttle import ThrottleWatch
+from common.topics import MissingTopic
 from common.tracing import Tracing
 from consumer import metrics
 from consumer.client import ConsumerClient, ConsumerRecord, Offsets, TopicPartition
@@ -138,6 +139,11 @@ class ConsumerService:
         #: When the batch being handled must end: a dead letter waits no longer.
         self._batch_deadline = 0.0
         self._topic_missing = False
+        #: Why /readyz fails while the topic is missing or cannot be checked.
+        self._topic_why = ""
+        self._missing = MissingTopic(
+            plan.topic, plan.connection.bootstrap_servers, plan.connection.namespace
+        )
         self._topic_backoff = Backoff()
         self._poll_backoff = Backoff()
         self._topic_check_due = 0.0
@@ -188,7 +194,7 @@ class ConsumerService:
         state = self._client.group_metadata().state
         self._check_topic()
         if self._topic_missing:
-            self._health.set_ready(False, f"topic {self._topic} is not available")
+            self._health.set_ready(False, self._topic_why)
         else:
             self._health.set_ready(state != MemberState.UNJOINED, "not a member of the group")
         self._retries.keep_only(self._client.assignment())
@@ -246,6 +252,12 @@ class ConsumerService:
         self._topic_missing = True
         delay = self._topic_backoff.next()
         self._topic_check_due = self._clock() + delay
+        if error is None:
+            # The broker answered, and knows no such topic.
+            self._topic_why = self._missing.why
+            self._missing.found_missing()
+            return
+        self._topic_why = f"topic {self._topic} could not be checked: {error}"
         self._log.error(
             events.TOPIC_UNAVAILABLE, topic=self._topic, retry_in_s=round(delay, 2), error=error
         )

@@ -26,7 +26,13 @@ DESCRIPTION = (
 
 def run(plan: ProducerPlan, health: Health, shutdown: Shutdown, tracing: Tracing) -> None:
     def new_client() -> ProducerClient | None:
-        return connect(lambda: KafkaProducer(**plan.kafka), shutdown, health, "producer")
+        return connect(
+            lambda: KafkaProducer(**plan.kafka),
+            shutdown,
+            health,
+            "producer",
+            plan.connection.bootstrap_servers,
+        )
 
     source = _source(plan)
     feed = None if source is None else Feed(source)

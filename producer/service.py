@@ -30,6 +30,7 @@ from common.health import Health
 from common.logging import Sampler
 from common.shutdown import Shutdown
 from common.throttle import ThrottleWatch
+from common.topics import MissingTopic
 from common.tracing import Tracing, with_context
 from common.tracing.messaging import delivered, failed, send_span
 from producer import metrics
@@ -83,6 +84,9 @@ class ProducerService:
         #: Set when tracing is on: every send is a span, and its context goes in the headers.
         self._tracing = tracing if tracing is not None and tracing.enabled else None
         self._client_id = plan.connection.client_id
+        self._missing = MissingTopic(
+            plan.topic, plan.connection.bootstrap_servers, plan.connection.namespace
+        )
         #: The recording spans of sends not answered yet, by seq.
         self._spans: dict[int, Span] = {}
         #: The records of PRODUCER_SOURCE; None: numbered envelopes.
@@ -147,23 +151,32 @@ class ProducerService:
     def _wait_for_topic(self, client: ProducerClient) -> bool:
         """Block until the topic's partitions are known; False if told to stop first."""
         backoff = Backoff()
+        missing = self._missing
         while not self._shutdown.requested:
             self._health.beat()
+            asked = time.monotonic()
+            error: str | None = None
             try:
                 partitions = client.partitions_for(self._topic)
             except KafkaError as exc:
                 partitions, error = None, type(exc).__name__
-            else:
-                error = "UnknownTopicOrPartitionError"
             if partitions:
                 self._health.set_ready(True)
                 self._log.info(events.TOPIC_READY, topic=self._topic, partitions=len(partitions))
                 return True
             delay = backoff.next()
-            self._health.set_ready(False, f"topic {self._topic} is not available")
-            self._log.error(
-                events.TOPIC_UNAVAILABLE, topic=self._topic, error=error, retry_in_s=round(delay, 2)
-            )
+            if error is None or kafka_compat.unknown_since(self._topic, asked):
+                # The broker answered, and knows no such topic.
+                self._health.set_ready(False, missing.why)
+                missing.found_missing()
+            else:
+                self._health.set_ready(False, f"topic {self._topic} could not be checked: {error}")
+                self._log.error(
+                    events.TOPIC_UNAVAILABLE,
+                    topic=self._topic,
+                    error=error,
+                    retry_in_s=round(delay, 2),
+                )
             self._health.expect(delay)
             self._shutdown.wait(delay)
         return False

@@ -95,6 +95,8 @@ class Connection:
     security: Security
     #: Microsoft's rules for Event Hubs apply (a connection string, or its host names).
     eventhubs: bool
+    #: The Event Hubs namespace's host (contoso.servicebus.windows.net), when it is one.
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,7 @@ def _connection(settings: KafkaSettings, problems: _Problems) -> tuple[Connectio
         client_id=settings.client_id or f"{service}-{socket.gethostname()}",
         security=_security(settings, parsed, namespace, problems),
         eventhubs=namespace is not None,
+        namespace=namespace,
     )
     return connection, topic
 
