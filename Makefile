@@ -5,9 +5,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck pytest compose-test install jars broker-prereqs promtool kcat sarama iptables postgresql kube-tools jaeger go demo bench clean
+.PHONY: test check lint typecheck pytest compose-test install jars broker-prereqs promtool kcat sarama iptables postgresql kube-tools jaeger go demo bench clean
 
 test: broker-prereqs lint typecheck pytest compose-test
+
+# A contributor's quick check, in under a minute: lint, types, and the tests that start
+# no server and run no program make test installs or builds (their markers: pyproject.toml).
+check: lint typecheck
+	$(BIN)/pytest -q -m "not started and not tools and not compose"
 
 install: $(VENV)/.installed
 

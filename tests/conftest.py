@@ -62,6 +62,19 @@ class Cluster:
         return self.sasl_ssl, self.ca_file, self.connection_string
 
 
+#: Fixtures that start a server (a broker, PostgreSQL, Jaeger, an API server) or build a
+#: client: a test that uses one is marked ``started``, and ``make check`` leaves it out.
+STARTING_FIXTURES = frozenset(
+    {"kafka", "postgres", "jaeger", "kube_api", "own_broker", "sarama", "kcat_installed"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if STARTING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.started)
+
+
 def _external_cluster() -> Cluster | None:
     bootstrap = os.environ.get("KAFKA_TEST_BOOTSTRAP_SERVERS")
     if not bootstrap:

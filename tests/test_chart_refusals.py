@@ -10,6 +10,8 @@ import pytest
 
 from tests import kube
 
+pytestmark = pytest.mark.tools
+
 KAFKA = kube.CHART / "ci" / "kafka-keda-monitoring-values.yaml"
 EVENT_HUBS = kube.CHART / "ci" / "eventhubs-values.yaml"
 SECRET = "Endpoint=sb://contoso-kafka.servicebus.windows.net/;SharedAccessKeyName=x;SharedAccessKey=c2VjcmV0"

@@ -14,6 +14,8 @@ import yaml
 
 from tests import kube
 
+pytestmark = pytest.mark.tools
+
 CASES = kube.ci_values()
 
 

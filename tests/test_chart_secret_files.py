@@ -11,6 +11,8 @@ import pytest
 
 from tests import kube
 
+pytestmark = pytest.mark.tools
+
 CASES = {
     "eventhubs-secret-file-keda": ("EVENTHUBS_CONNECTION_STRING", "eventhubs", "connection-string"),
     "kafka-sasl-secret-file": ("KAFKA_SASL_PASSWORD", "kafka-credentials", "sasl-password"),

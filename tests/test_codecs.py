@@ -12,7 +12,7 @@ import pytest
 from tests.clients import CONSOLE_PRODUCER, java
 from tests.conftest import REPO, Services
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.tools]
 
 
 def without(tmp_path: Path, package: str) -> str:

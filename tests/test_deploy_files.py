@@ -20,6 +20,8 @@ from common.tracing import COMPOSE_VARIABLES
 from localkafka import KAFKA_VERSION
 from tests.conftest import REPO, our_metric_names
 
+pytestmark = pytest.mark.tools
+
 BIN = Path(sys.executable).parent
 #: What the services read: their settings, what azure-identity reads for them, and
 #: OpenTelemetry's variables that compose passes on.

@@ -8,9 +8,12 @@ import json
 import re
 import shlex
 
+import pytest
 import yaml
 
 from tests import kube
+
+pytestmark = pytest.mark.tools
 
 PAGE = kube.REPO / "docs" / "kubernetes.md"
 PLACEHOLDERS = {
