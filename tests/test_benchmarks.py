@@ -20,6 +20,9 @@ from bench.runs import rate_from_samples
 from bench.stats import alternate, percentile, summary
 from tests.conftest import REPO
 
+# Starts brokers of its own, without the kafka fixture.
+pytestmark = pytest.mark.started
+
 #: The last lines of ProducerPerformance and ConsumerPerformance from Kafka 4.1.1.
 PRODUCER_OUTPUT = """\
 1000000 records sent, 232774.7 records/sec (26.64 MB/sec), 138.26 ms avg latency, \

@@ -16,6 +16,9 @@ import localkafka
 import localkafka.broker
 from tests.conftest import Cluster
 
+# Starts brokers of its own, without the kafka fixture.
+pytestmark = pytest.mark.started
+
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
