@@ -86,6 +86,7 @@ def test_a_broker_name_that_does_not_resolve_is_retried_and_named(services: Serv
     assert consumer.get("/healthz")[0] == 200
     assert consumer.stop() == 0
     retry = consumer.events("broker.unavailable")[0]
+    assert retry["bootstrap_servers"] == "kafka.invalid:9092"  # the address it tried
     assert "kafka.invalid" in retry["error"] or "resol" in retry["error"].lower(), retry
     assert [line["level"] for line in consumer.lines].count("error") == 0
     assert "Traceback" not in consumer.output()
