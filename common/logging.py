@@ -37,8 +37,8 @@ REPEAT_INTERVAL_S = 10.0
 _REMEMBERED = 1_000
 #: The libraries whose INFO lines narrate every connection or token request.
 _LIBRARIES = ("kafka", "azure", "opentelemetry")
-#: ``exception``: a list of {exc_type, exc_value, frames: [{filename, lineno, name}]...},
-#: the cause first. No locals: a frame's variables may hold a secret the redactor cannot
+#: ``exception``: a list of {exc_type, exc_value, frames: [{filename, lineno, name}]...}.
+#: No locals: a frame's variables may hold a secret the redactor cannot
 #: know, such as a row's values or a token.
 _EXCEPTION_AS_DATA = structlog.processors.ExceptionRenderer(
     structlog.tracebacks.ExceptionDictTransformer(show_locals=False, use_rich=False)

@@ -5,7 +5,6 @@ in use says how to pick another."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -16,6 +15,7 @@ import pytest
 
 from common.config import ConsumerSettings, ProducerSettings, env_names, load, resolve
 from tests.conftest import REPO
+from tests.offline import one_line, run
 
 MODELS = {"producer": ProducerSettings, "consumer": ConsumerSettings}
 
@@ -102,28 +102,9 @@ def test_a_metrics_port_in_use_says_how_to_pick_another(module: str) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", module],
-            env={
-                "PATH": os.environ["PATH"],
-                "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
-                "KAFKA_TOPIC": "t",
-                "KAFKA_GROUP_ID": "g",
-                "METRICS_HOST": "127.0.0.1",
-                "METRICS_PORT": str(port),
-            },
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        result = run(module, METRICS_HOST="127.0.0.1", METRICS_PORT=str(port))
     assert result.returncode == 1
-    (failed,) = [
-        line
-        for line in map(json.loads, result.stdout.splitlines())
-        if line["event"] == "service.failed"
-    ]
+    failed = one_line(result, "service.failed")
     assert failed["reason"] == "metrics_port_unavailable"
     assert failed["error"] == (
         "Address already in use: set METRICS_PORT to a free port (METRICS_PORT=0 picks one)"

@@ -17,13 +17,13 @@ import pytest
 
 from common.config import ConsumerSettings, load, resolve
 from tests.conftest import REPO
+from tests.offline import NO_BROKER, run
 
 KEY = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0xMjM0NTY="
 CONNECTION_STRING = (
     "Endpoint=sb://contoso.servicebus.windows.net/;"
     f"SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey={KEY}"
 )
-BASE = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "KAFKA_TOPIC": "t", "METRICS_PORT": "0"}
 
 
 def _start_lines(module: str, **env: str) -> list[dict[str, Any]]:
@@ -58,7 +58,7 @@ def _unread(lines: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
 def test_a_misspelt_name_is_named_with_what_it_probably_meant() -> None:
     lines = _start_lines(
         "consumer",
-        **BASE,
+        **NO_BROKER,
         KAFKA_GROUP_ID="g",
         CONSUMER_DEADLETTER_TOPIC="orders.dlt",
         KAFKA_BOOTSTRAP_SERVER="elsewhere:9092",
@@ -76,7 +76,7 @@ def test_a_misspelt_name_is_named_with_what_it_probably_meant() -> None:
 def test_what_is_not_a_mistake_is_not_named() -> None:
     lines = _start_lines(
         "producer",
-        **BASE,
+        **NO_BROKER,
         # The consumer's settings in a shared .env, a secret given as a file, and what
         # Kubernetes sets for a Service named kafka.
         KAFKA_GROUP_ID="g",
@@ -92,25 +92,13 @@ def test_what_is_not_a_mistake_is_not_named() -> None:
     assert _unread(lines) == []
 
 
-def _run(module: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", module],
-        env={"PATH": os.environ["PATH"], "KAFKA_GROUP_ID": "g", "METRICS_PORT": "0", **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize("module", ["producer", "consumer"])
 def test_the_local_kafka_left_beside_an_event_hubs_connection_string_is_refused(
     module: str,
 ) -> None:
     """.env.example's KAFKA_BOOTSTRAP_SERVERS, not emptied as it says: the services would
     try TLS to the local broker and loop on a failed handshake."""
-    result = _run(
+    result = run(
         module,
         KAFKA_BOOTSTRAP_SERVERS="kafka:19092",
         EVENTHUBS_CONNECTION_STRING=CONNECTION_STRING,

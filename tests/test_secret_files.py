@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, Services, eventhubs_env, seqs, shared_access_key
+from tests.offline import one_line, run
 
 SECRET = "s3cret-in-a-file"
 
@@ -70,25 +71,6 @@ def test_a_wrong_key_in_the_file_is_refused_by_the_front(
     assert shared_access_key(wrong) not in consumer.output()
 
 
-def _run(module: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", module],
-        env={
-            "PATH": os.environ["PATH"],
-            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
-            "KAFKA_TOPIC": "t",
-            "KAFKA_GROUP_ID": "g",
-            "METRICS_PORT": "0",
-            **env,
-        },
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def _bad_files(directory: Path) -> dict[str, tuple[dict[str, str], str]]:
     """Per case: the variables, and the line that must name the problem."""
     missing, empty = directory / "missing", _file(directory, "\n", "empty")
@@ -124,7 +106,7 @@ CASES = ["missing", "empty", "a directory", "both ways", "OTLP headers missing"]
 @pytest.mark.parametrize("case", CASES)
 def test_a_bad_secret_file_is_one_line_and_exit_2(module: str, case: str, tmp_path: Path) -> None:
     env, said = _bad_files(tmp_path)[case]
-    result = _run(module, **env)
+    result = run(module, **env)
 
     assert result.returncode == 2, result.stderr
     assert said in result.stderr
@@ -172,27 +154,27 @@ def test_the_sinks_database_url_from_a_file(tmp_path: Path) -> None:
     """Read as the connection string is: a bad file is exit 2 before anything connects, and
     a good one is the URL the sink tries (here a closed port, said without the password)."""
     empty = _file(tmp_path, "", "empty")
-    result = _run(
+    result = run(
         "consumer",
         CONSUMER_HANDLER="examples.postgres_sink:handler",
         SINK_DATABASE_URL_FILE=str(empty),
     )
     assert result.returncode == 2
-    (failed,) = [line for line in result.stdout.splitlines() if '"service.failed"' in line]
-    assert '"handler_settings_invalid"' in failed
-    assert f"SINK_DATABASE_URL_FILE: {empty} is empty" in failed
+    failed = one_line(result, "service.failed")
+    assert failed["reason"] == "handler_settings_invalid"
+    assert failed["error"] == f"SINK_DATABASE_URL_FILE: {empty} is empty"
 
     url = _file(tmp_path, f"postgresql://sink:{SECRET}@127.0.0.1:1/sink\n", "url")
-    result = _run(
+    result = run(
         "consumer",
         CONSUMER_HANDLER="examples.postgres_sink:handler",
         SINK_DATABASE_URL_FILE=str(url),
     )
     assert result.returncode == 1
-    (failed,) = [line for line in result.stdout.splitlines() if '"service.failed"' in line]
-    assert '"handler_unavailable"' in failed
-    assert "127.0.0.1" in failed
-    assert "port 1" in failed
+    failed = one_line(result, "service.failed")
+    assert failed["reason"] == "handler_unavailable"
+    assert "127.0.0.1" in failed["error"]
+    assert "port 1" in failed["error"]
     assert SECRET not in result.stdout + result.stderr
 
 

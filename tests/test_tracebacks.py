@@ -5,19 +5,18 @@ JSON line, as a traceback on the console, in the dead letter's headers; never a 
 from __future__ import annotations
 
 import inspect
-import json
-import os
-import subprocess
-import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from consumer.dead_letter import STACKTRACE_CHARS, stacktrace
 from tests import handlers, sources
 from tests.clients import console_read, kcat
 from tests.conftest import REPO, Services, eventhubs_env, shared_access_key
+from tests.offline import one_line, run
 
 RETRIES = {"CONSUMER_RETRY_ATTEMPTS": "2", "CONSUMER_RETRY_BACKOFF_MS": "100"}
 
@@ -151,25 +150,6 @@ def test_a_secret_in_the_users_exception_is_in_no_line_and_no_dead_letter(
     assert key not in consumer.output()
 
 
-def _run(module: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", module],
-        env={
-            "PATH": os.environ["PATH"],
-            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
-            "KAFKA_TOPIC": "t",
-            "KAFKA_GROUP_ID": "g",
-            "METRICS_PORT": "0",
-            **env,
-        },
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_a_module_that_fails_as_it_is_imported_shows_where(tmp_path: Path) -> None:
     package = tmp_path / "myapp"
     package.mkdir()
@@ -178,7 +158,7 @@ def test_a_module_that_fails_as_it_is_imported_shows_where(tmp_path: Path) -> No
         'SETTINGS: dict[str, str] = {}\n\n\ndef lookup() -> str:\n    return SETTINGS["x"]\n\n\n'
         "TABLE = lookup()\n"
     )
-    result = _run("consumer", PYTHONPATH=str(tmp_path), CONSUMER_HANDLER="myapp.deep:handle")
+    result = run("consumer", PYTHONPATH=str(tmp_path), CONSUMER_HANDLER="myapp.deep:handle")
 
     assert result.returncode == 2
     problem, *traceback = result.stderr.splitlines()[1:]
@@ -195,20 +175,11 @@ def test_a_module_that_fails_as_it_is_imported_shows_where(tmp_path: Path) -> No
     print(result.stderr)
 
 
-def _service_failed(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    (failed,) = [
-        line
-        for line in map(json.loads, result.stdout.splitlines())
-        if line["event"] == "service.failed"
-    ]
-    return failed
-
-
 def test_a_factory_that_fails_to_open_shows_where() -> None:
-    result = _run("consumer", CONSUMER_HANDLER="tests.handlers:fails_to_open")
+    result = run("consumer", CONSUMER_HANDLER="tests.handlers:fails_to_open")
 
     assert result.returncode == 1
-    failed = _service_failed(result)
+    failed = one_line(result, "service.failed")
     assert failed["reason"] == "handler_unavailable"
     assert _frames(failed)[-2:] == [
         ("tests/handlers.py", "fails_to_open", _line_of(handlers.fails_to_open, "_open_pool()")),
@@ -231,3 +202,26 @@ def test_a_source_that_fails_shows_where(services: Services, new_topic: Callable
         "fails_midway",
         _line_of(sources.fails_midway, "raise RuntimeError"),
     )
+
+
+def _ping(depth: int) -> None:
+    if not depth:
+        raise ValueError("deep down")
+    _pong(depth - 1)
+
+
+def _pong(depth: int) -> None:
+    # Two functions by turns: Python folds a frame that repeats the one before it.
+    _ping(depth)
+
+
+def test_a_long_traceback_keeps_its_end_in_the_dead_letter() -> None:
+    try:
+        _ping(100)
+    except ValueError as exc:
+        text, whole = stacktrace(exc), "".join(traceback.format_exception(exc))
+    assert len(whole) > STACKTRACE_CHARS
+    assert len(text) <= STACKTRACE_CHARS + len("...\n")
+    kept = text.removeprefix("...\n")
+    assert whole.endswith("\n" + kept)  # its end, from the start of a line
+    assert text.endswith('in _ping\n    raise ValueError("deep down")\nValueError: deep down\n')

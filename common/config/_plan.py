@@ -93,10 +93,14 @@ class Connection:
     bootstrap_servers: tuple[str, ...]
     client_id: str
     security: Security
-    #: Microsoft's rules for Event Hubs apply (a connection string, or its host names).
-    eventhubs: bool
-    #: The Event Hubs namespace's host (contoso.servicebus.windows.net), when it is one.
+    #: The Event Hubs namespace's host (contoso.servicebus.windows.net), when it is one:
+    #: from a connection string, EVENTHUBS_NAMESPACE or the bootstrap servers' names.
     namespace: str | None = None
+
+    @property
+    def eventhubs(self) -> bool:
+        """Microsoft's rules for Event Hubs apply."""
+        return self.namespace is not None
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,6 @@ def _connection(settings: KafkaSettings, problems: _Problems) -> tuple[Connectio
         bootstrap_servers=bootstrap,
         client_id=settings.client_id or f"{service}-{socket.gethostname()}",
         security=_security(settings, parsed, namespace, problems),
-        eventhubs=namespace is not None,
         namespace=namespace,
     )
     return connection, topic
