@@ -59,7 +59,6 @@ def test_a_misspelt_name_is_named_with_what_it_probably_meant() -> None:
     lines = _start_lines(
         "consumer",
         **NO_BROKER,
-        KAFKA_GROUP_ID="g",
         CONSUMER_DEADLETTER_TOPIC="orders.dlt",
         KAFKA_BOOTSTRAP_SERVER="elsewhere:9092",
         CONSUMER_WHATEVER="1",
@@ -79,7 +78,6 @@ def test_what_is_not_a_mistake_is_not_named() -> None:
         **NO_BROKER,
         # The consumer's settings in a shared .env, a secret given as a file, and what
         # Kubernetes sets for a Service named kafka.
-        KAFKA_GROUP_ID="g",
         CONSUMER_HANDLER="myapp:handle",
         KAFKA_SASL_PASSWORD_FILE="",
         KAFKA_PORT="tcp://10.0.0.1:9092",
