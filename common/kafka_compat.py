@@ -300,11 +300,11 @@ def note_unknown_topic(record: logging.LogRecord) -> bool:
 
     For: kafka-python 3.0.12, whose producer waits for a missing topic until
     ``max_block_ms`` and then raises the same KafkaTimeoutError as when no
-    broker answers, logging this at ERROR on each metadata answer meanwhile
-    (about ten a second). Its record is the only evidence that the topic, not
-    the broker, is missing. The services say it once per interval
-    (``topic.missing``, common/topics.py). Upstream: none. How: matches the
-    message template; tests/test_missing_topic.py meets it from a real broker.
+    broker answers, logging this at ERROR on each metadata answer meanwhile.
+    Its record is the only evidence that the topic, not the broker, is missing.
+    The services say it once per interval (``topic.missing``, common/topics.py).
+    Upstream: none. How: matches the message template; tests/test_missing_topic.py
+    meets it from a real broker.
     """
     if record.msg != _UNKNOWN_TOPIC or not isinstance(record.args, tuple) or not record.args:
         return True

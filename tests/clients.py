@@ -108,6 +108,15 @@ def console_read(bootstrap: str, topic: str, count: int) -> list[tuple[str, str,
     return records
 
 
+def console_read_letters(bootstrap: str, topic: str, count: int) -> list[dict[str, str]]:
+    """*topic*'s first *count* records as Kafka's console consumer prints them: each its
+    headers by name, with ``key`` and ``value``."""
+    return [
+        {**dict(h.split(":", 1) for h in headers.split("|")), "key": key, "value": value}
+        for headers, key, value in console_read(bootstrap, topic, count)
+    ]
+
+
 CONSOLE_PRINT = (
     "--property",
     "print.partition=true",

@@ -17,7 +17,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
-from tests.clients import CONSOLE_PRODUCER, console_read, java, kcat, read_all
+from tests.clients import CONSOLE_PRODUCER, console_read_letters, java, kcat, read_all
 from tests.conftest import Cluster, EventHubsFront, Services, eventhubs_env
 
 HANDLER_SETTINGS = {
@@ -73,15 +73,6 @@ def _handled(consumer: object) -> list[str]:
     return [line["value"] for line in consumer.events("test.handled")]  # type: ignore[attr-defined]
 
 
-def _dead_letters(kafka: Cluster, topic: str, count: int) -> list[dict[str, str]]:
-    """The dead-letter topic as Kafka's own console consumer prints it: headers and value."""
-    letters = []
-    for headers, key, value in console_read(kafka.bootstrap_servers, topic, count):
-        fields = dict(h.split(":", 1) for h in headers.split("|"))
-        letters.append({**fields, "key": key, "value": value})
-    return letters
-
-
 def test_foreign_records_the_handler_refuses_are_dead_lettered_with_every_header(
     services: Services, topics: Topics
 ) -> None:
@@ -114,7 +105,7 @@ def test_foreign_records_the_handler_refuses_are_dead_lettered_with_every_header
     assert _handled(consumer) == ["first", "second", "third", "fourth"]
     retries = consumer.events("handler.retrying")
     assert [(r["offset"], r["attempt"]) for r in retries] == [(1, 1), (1, 2), (4, 1), (4, 2)]
-    letters = _dead_letters(kafka, dead, 2)
+    letters = console_read_letters(kafka.bootstrap_servers, dead, 2)
     assert [letter["value"] for letter in letters] == ["poison from kcat", "poison from java"]
     kcats = letters[0]
     assert kcats["key"] == "k2"
@@ -186,7 +177,7 @@ def test_a_dead_letter_the_broker_refuses_loses_nothing(services: Services, topi
     services.wait_until(lambda: _committed(kafka, group, topic) == {0: 3}, what="all committed")
     assert consumer.stop() == 0
     assert _handled(consumer) == ["before", "after"]
-    (letter,) = _dead_letters(kafka, dead, 1)
+    (letter,) = console_read_letters(kafka.bootstrap_servers, dead, 1)
     assert letter["value"].startswith("poison")
     assert letter["dlt.attempts"] == "1"
 
@@ -286,7 +277,7 @@ def test_the_walkthrough_variables_through_the_event_hubs_front(
         what="2 handled, 1 dead-lettered through the front",
     )
     assert consumer.stop() == 0
-    (letter,) = _dead_letters(kafka, dead, 1)
+    (letter,) = console_read_letters(kafka.bootstrap_servers, dead, 1)
     assert (letter["value"], letter["dlt.exception.type"]) == (
         "poison",
         "consumer.handler.RecordRefused",

@@ -11,6 +11,7 @@ import signal
 import ssl
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -113,25 +114,26 @@ def test_the_local_kafka_left_beside_an_event_hubs_connection_string_is_refused(
     print(result.stderr)
 
 
-def test_the_namespace_itself_and_a_proxy_with_its_own_ca_are_taken() -> None:
-    # Any bundle: the proxy's CA, as far as the plan can tell.
-    ca_file = ssl.get_default_verify_paths().openssl_cafile
-    cases = [
+@pytest.mark.parametrize(
+    "where",
+    [
         {"EVENTHUBS_BROKER": "contoso.servicebus.windows.net:9093"},
-        {"EVENTHUBS_BROKER": "127.0.0.1:19093", "KAFKA_SSL_CAFILE": ca_file},
-    ]
-    for extra in cases:
-        env = {
-            "EVENTHUBS_CONNECTION_STRING": CONNECTION_STRING,
-            "EVENTHUBS_TOPIC": "testhub",
-            "KAFKA_GROUP_ID": "g",
-            **extra,
-        }
-        with pytest.MonkeyPatch.context() as patch:
-            for name in list(os.environ):
-                if name.startswith(("KAFKA_", "EVENTHUBS_", "CONSUMER_")):
-                    patch.delenv(name)
-            for name, value in env.items():
-                patch.setenv(name, value)
-            plan = resolve(load(ConsumerSettings))
-        assert plan.connection.bootstrap_servers == (extra["EVENTHUBS_BROKER"],)
+        # Any bundle: the proxy's CA, as far as the plan can tell.
+        {
+            "EVENTHUBS_BROKER": "127.0.0.1:19093",
+            "KAFKA_SSL_CAFILE": ssl.get_default_verify_paths().openssl_cafile,
+        },
+    ],
+    ids=["the namespace", "a proxy with its own CA"],
+)
+def test_the_namespace_itself_and_a_proxy_with_its_own_ca_are_taken(
+    environ: Callable[..., None], where: dict[str, str]
+) -> None:
+    environ(
+        EVENTHUBS_CONNECTION_STRING=CONNECTION_STRING,
+        EVENTHUBS_TOPIC="testhub",
+        KAFKA_GROUP_ID="g",
+        **where,
+    )
+    plan = resolve(load(ConsumerSettings))
+    assert plan.connection.bootstrap_servers == (where["EVENTHUBS_BROKER"],)

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from consumer.dead_letter import STACKTRACE_CHARS, stacktrace
+from harness import ServiceProcess
 from tests import handlers, sources
-from tests.clients import console_read, kcat
+from tests.clients import console_read_letters, kcat
 from tests.conftest import REPO, Services, eventhubs_env, shared_access_key
 from tests.offline import one_line, run
 
@@ -47,19 +48,27 @@ def _frames(line: dict[str, Any]) -> list[tuple[str, str, int]]:
     ]
 
 
-def test_a_handlers_bug_carries_its_traceback_in_every_line_and_the_dead_letter(
-    services: Services, new_topic: Callable[..., str]
-) -> None:
-    topic, dead = new_topic(partitions=1), new_topic(partitions=1)
+def _buggy_consumer(
+    services: Services, new_topic: Callable[..., str], **settings: str
+) -> ServiceProcess:
+    """A consumer of one record (from kcat), handled by tests.handlers:buggy."""
+    topic = new_topic(partitions=1)
     kcat(services.kafka.bootstrap_servers, "-P", "-t", topic, stdin=b"an order\n")
-    consumer = services.start(
+    return services.start(
         "consumer",
         KAFKA_TOPIC=topic,
         KAFKA_GROUP_ID=f"g-{topic}",
         CONSUMER_HANDLER="tests.handlers:buggy",
-        CONSUMER_DEAD_LETTER_TOPIC=dead,
         **RETRIES,
+        **settings,
     )
+
+
+def test_a_handlers_bug_carries_its_traceback_in_every_line_and_the_dead_letter(
+    services: Services, new_topic: Callable[..., str]
+) -> None:
+    dead = new_topic(partitions=1)
+    consumer = _buggy_consumer(services, new_topic, CONSUMER_DEAD_LETTER_TOPIC=dead)
     services.wait_until(lambda: consumer.events("record.dead_lettered"), what="a dead letter")
     assert consumer.stop() == 0
 
@@ -72,9 +81,9 @@ def test_a_handlers_bug_carries_its_traceback_in_every_line_and_the_dead_letter(
             ("tests/handlers.py", "buggy", _line_of(handlers.buggy, "_amount(record)")),
             BUG,
         ]
-    ((headers, _, value),) = console_read(services.kafka.bootstrap_servers, dead, 1)
-    stacktrace = dict(h.split(":", 1) for h in headers.split("|"))["dlt.exception.stacktrace"]
-    assert value == "an order"
+    (letter,) = console_read_letters(services.kafka.bootstrap_servers, dead, 1)
+    stacktrace = letter["dlt.exception.stacktrace"]
+    assert letter["value"] == "an order"
     assert stacktrace.startswith("Traceback (most recent call last):\n")
     assert f'handlers.py", line {BUG[2]}, in _amount\n' in stacktrace
     assert stacktrace.endswith("KeyError: 'amount'\n")
@@ -84,15 +93,7 @@ def test_a_handlers_bug_carries_its_traceback_in_every_line_and_the_dead_letter(
 def test_without_a_dead_letter_topic_the_last_line_has_it(
     services: Services, new_topic: Callable[..., str]
 ) -> None:
-    topic = new_topic(partitions=1)
-    kcat(services.kafka.bootstrap_servers, "-P", "-t", topic, stdin=b"an order\n")
-    consumer = services.start(
-        "consumer",
-        KAFKA_TOPIC=topic,
-        KAFKA_GROUP_ID=f"g-{topic}",
-        CONSUMER_HANDLER="tests.handlers:buggy",
-        **RETRIES,
-    )
+    consumer = _buggy_consumer(services, new_topic)
     assert consumer.process.wait(60) == 1
     (failed,) = consumer.events("handler.failed")
     assert _frames(failed)[-1] == BUG
@@ -101,16 +102,7 @@ def test_without_a_dead_letter_topic_the_last_line_has_it(
 def test_on_the_console_it_is_a_traceback(
     services: Services, new_topic: Callable[..., str]
 ) -> None:
-    topic = new_topic(partitions=1)
-    kcat(services.kafka.bootstrap_servers, "-P", "-t", topic, stdin=b"an order\n")
-    consumer = services.start(
-        "consumer",
-        KAFKA_TOPIC=topic,
-        KAFKA_GROUP_ID=f"g-{topic}",
-        CONSUMER_HANDLER="tests.handlers:buggy",
-        LOG_FORMAT="console",
-        **RETRIES,
-    )
+    consumer = _buggy_consumer(services, new_topic, LOG_FORMAT="console")
     assert consumer.process.wait(60) == 1
     output = consumer.output()
     assert "handler.failed" in output
@@ -140,13 +132,10 @@ def test_a_secret_in_the_users_exception_is_in_no_line_and_no_dead_letter(
 
     (dead_lettered,) = consumer.events("record.dead_lettered")
     assert dead_lettered["exception"][0]["exc_value"] == "cannot use [REDACTED]"
-    ((headers, _, _),) = console_read(kafka.bootstrap_servers, dead, 1)
-    assert key not in headers
-    assert "dlt.exception.message:cannot use [REDACTED]" in headers
-    assert (
-        "[REDACTED]"
-        in dict(h.split(":", 1) for h in headers.split("|"))["dlt.exception.stacktrace"]
-    )
+    (letter,) = console_read_letters(kafka.bootstrap_servers, dead, 1)
+    assert key not in str(letter)
+    assert letter["dlt.exception.message"] == "cannot use [REDACTED]"
+    assert "[REDACTED]" in letter["dlt.exception.stacktrace"]
     assert key not in consumer.output()
 
 
@@ -161,16 +150,16 @@ def test_a_module_that_fails_as_it_is_imported_shows_where(tmp_path: Path) -> No
     result = run("consumer", PYTHONPATH=str(tmp_path), CONSUMER_HANDLER="myapp.deep:handle")
 
     assert result.returncode == 2
-    problem, *traceback = result.stderr.splitlines()[1:]
+    problem, *shown = result.stderr.splitlines()[1:]
     assert (
         problem
         == "  CONSUMER_HANDLER=myapp.deep:handle: importing myapp.deep failed: KeyError: 'x'"
     )
-    assert traceback[0] == "Traceback (most recent call last):"
+    assert shown[0] == "Traceback (most recent call last):"
     # Their frames only, from their module on: nothing of ours or importlib's.
-    assert traceback[1] == f'  File "{package / "deep.py"}", line 8, in <module>'
-    assert f'  File "{package / "deep.py"}", line 5, in lookup' in traceback
-    assert traceback[-1] == "KeyError: 'x'"
+    assert shown[1] == f'  File "{package / "deep.py"}", line 8, in <module>'
+    assert f'  File "{package / "deep.py"}", line 5, in lookup' in shown
+    assert shown[-1] == "KeyError: 'x'"
     assert result.stdout == ""
     print(result.stderr)
 
