@@ -291,6 +291,20 @@ BATCH_TRUNCATED = _event(
     "processed returned took_s max_poll_interval_ms max_records group_id",
     "a batch cut short to keep the group's poll interval; max_records is what later polls ask for",
 )
+WORKER_FAILED = _event(
+    "worker.failed",
+    "error",
+    "topic partition offset exception group_id",
+    "the consumer's own code failed around a record on a worker (not the handler): "
+    "nothing past the record is committed, and the consumer stops",
+)
+RECORDS_ABANDONED = _event(
+    "records.abandoned",
+    "warning",
+    "partitions drain_timeout_ms reason group_id",
+    "records still running when partitions went (reason: revoked, stopping) and "
+    "CONSUMER_DRAIN_TIMEOUT_MS had passed: not committed, handled again by the next owner",
+)
 CONSUMER_CLOSED = _event(
     "consumer.closed", "info", "took_s group_id", "committed, left the group and closed"
 )

@@ -19,7 +19,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 import kafka
@@ -215,6 +215,37 @@ def last_heartbeat_answer(consumer: object) -> float | None:
     heartbeat = getattr(getattr(consumer, "_coordinator", None), "heartbeat", None)
     answered = getattr(heartbeat, "last_receive", None)
     return answered if isinstance(answered, float) else None
+
+
+# --- Waiting inside a rebalance listener -----------------------------------------
+
+
+def io_sleep(consumer: object, seconds: float) -> Awaitable[object]:
+    """An awaitable that lets *seconds* pass on the consumer's IO thread without blocking it.
+
+    For: kafka-python 3.0.12, which awaits an ``AsyncConsumerRebalanceListener``
+    on its own IO loop (not asyncio's), where the heartbeat runs too: a listener
+    that waits for records still being handled must yield to that loop, or the
+    group stops hearing from the member. Upstream: the loop's ``sleep`` is not
+    public. How: ``_coordinator._net.sleep``; a client without it (a test's
+    stand-in, with no IO loop to starve) gets one that blocks for the time.
+    """
+    net = getattr(getattr(consumer, "_coordinator", None), "_net", None)
+    sleep = getattr(net, "sleep", None)
+    if sleep is None:
+        return _Blocking(seconds)
+    made: Awaitable[object] = sleep(seconds)
+    return made
+
+
+class _Blocking:
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    def __await__(self) -> Generator[None, None, None]:
+        time.sleep(self._seconds)
+        return
+        yield
 
 
 # --- Paused partitions ------------------------------------------------------------

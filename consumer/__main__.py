@@ -17,6 +17,7 @@ from common.tracing import Tracing
 from consumer import replay
 from consumer.client import ConsumerClient
 from consumer.dead_letter import DeadLetterClient, DeadLetters
+from consumer.event_loop import EventLoop
 from consumer.handler import Handler, HandlerInvalid, opened
 from consumer.service import ConsumerService
 
@@ -28,7 +29,10 @@ DESCRIPTION = (
 
 def run(plan: ConsumerPlan, health: Health, shutdown: Shutdown, tracing: Tracing) -> None:
     with contextlib.ExitStack() as stack:
-        handler = _open_handler(plan, stack)
+        # Closed last: an async handler's context manager exits on it.
+        loop = EventLoop()
+        stack.callback(loop.close)
+        handler = _open_handler(plan, stack, loop)
         dead_letters = _dead_letters(plan, health, shutdown, tracing)
         if dead_letters is not None:
             stack.callback(dead_letters.close)
@@ -49,14 +53,15 @@ def run(plan: ConsumerPlan, health: Health, shutdown: Shutdown, tracing: Tracing
                 handler=handler,
                 dead_letters=dead_letters,
                 tracing=tracing,
+                loop=loop,
             ).run()
 
 
-def _open_handler(plan: ConsumerPlan, stack: contextlib.ExitStack) -> Handler:
+def _open_handler(plan: ConsumerPlan, stack: contextlib.ExitStack, loop: EventLoop) -> Handler:
     """The handler, opened for the consumer's life; one line if opening it fails."""
     try:
         return stack.enter_context(
-            opened(plan.handler, plan.settings.log_message_every, plan.group_id)
+            opened(plan.handler, plan.settings.log_message_every, plan.group_id, loop.run)
         )
     except HandlerInvalid as exc:
         # Called wrong, like a misspelt name: exit 2, a restart cannot help.

@@ -10,6 +10,7 @@ acknowledge it (acks=all) before the original's offset may be committed.
 
 from __future__ import annotations
 
+import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
@@ -148,11 +149,14 @@ class DeadLetters:
         self._client_id = client_id
         self._group_id = group_id
         self._connect = connect
-        self._timeout_s = timeout_s
+        #: Longest a write waits for the broker's acknowledgement.
+        self.timeout_s = timeout_s
         self._client: DeadLetterClient | None = None
-        # Per original partition, a write not yet answered when its wait ran
-        # out, by the original offset: waited on again, never written twice.
-        self._unanswered: dict[tuple[str, int], tuple[int, Answer]] = {}
+        # Writes not yet answered when their wait ran out, by the original's topic,
+        # partition and offset: waited on again, never written twice.
+        self._unanswered: dict[tuple[str, int, int], Answer] = {}
+        # Workers write side by side (consumer/dispatch.py); the client is shared.
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         """Connect, and refuse to start when the topic does not exist."""
@@ -208,26 +212,26 @@ class DeadLetters:
         )
 
     def _write(self, record: Record, error: BaseException, attempts: int, wait_s: float) -> Written:
-        client = self._client_now()
-        where = (record.topic, record.partition)
-        waited_on = self._unanswered.pop(where, None)
+        where = (record.topic, record.partition, record.offset)
+        with self._lock:
+            client = self._client_now()
+            answer = self._unanswered.pop(where, None)
         try:
-            if waited_on is not None and waited_on[0] == record.offset:
-                answer = waited_on[1]
-            else:
+            if answer is None:
                 answer = client.send(
                     self.topic,
                     value=record.value,
                     key=record.key,
                     headers=headers_for(record, self._group_id, error, attempts, self._redact),
                 )
-            wait_s = max(0.0, min(wait_s, self._timeout_s))
+            wait_s = max(0.0, min(wait_s, self.timeout_s))
             try:
                 return answer.get(timeout=wait_s)
             except KafkaError:
                 if answer.is_done:
                     raise
-            self._unanswered[where] = (record.offset, answer)
+            with self._lock:
+                self._unanswered[where] = answer
             raise DeadLetterFailed(
                 f"not acknowledged within {wait_s:.1f} s, what was left of the batch's time; "
                 "waited for again"
@@ -239,10 +243,11 @@ class DeadLetters:
             raise DeadLetterFailed(f"{type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
-        if self._client is not None:
+        with self._lock:
             client, self._client = self._client, None
             self._unanswered.clear()
-            client.close(timeout=self._timeout_s)
+        if client is not None:
+            client.close(timeout=self.timeout_s)
 
     def _client_now(self) -> DeadLetterClient:
         if self._client is None:

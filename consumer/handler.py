@@ -1,8 +1,10 @@
 """Your code for each record: the consumer's one seam, named by ``CONSUMER_HANDLER``.
 
-A handler is called once per record, on the polling thread, in offset order
-within each partition. It gets a :class:`Record` of ours, never kafka-python's
-type, and its return value is ignored. What it raises decides what happens:
+A handler is called once per record, in offset order within each partition
+(by default on the polling thread; ``CONSUMER_ORDERING`` and an ``async def``
+handler run records side by side, ``consumer/dispatch.py``). It gets a
+:class:`Record` of ours, never kafka-python's type, and its return value is
+ignored. What it raises decides what happens:
 
 - nothing: the record is done, and its offset will be committed;
 - :class:`RecordRefused`: this record can never be processed (a value the
@@ -24,8 +26,9 @@ docs/handlers.md has a typed example.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
-from typing import NamedTuple
+import inspect
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -54,6 +57,16 @@ class Record(NamedTuple):
 
 #: What ``CONSUMER_HANDLER`` names, or what its factory gives: called once per record.
 Handler = Callable[[Record], object]
+#: An ``async def`` handler: awaited once per record, on the process's event loop.
+AsyncHandler = Callable[[Record], Awaitable[object]]
+
+
+def is_async(handler: object) -> bool:
+    """Whether *handler* is an ``async def`` function (or an object with one as ``__call__``):
+    its records run on the process's event loop (``consumer/event_loop.py``)."""
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004  (the method, if it has one)
+    )
 
 
 class RecordRefused(Exception):
@@ -70,11 +83,18 @@ class DependencyUnavailable(Exception):
 
 
 @contextlib.contextmanager
-def opened(named: Callable[..., object] | None, log_every: int, group_id: str) -> Iterator[Handler]:
+def opened(
+    named: Callable[..., object] | None,
+    log_every: int,
+    group_id: str,
+    run: Callable[[Awaitable[Any]], Any] | None = None,
+) -> Iterator[Handler]:
     """The handler *named* by ``CONSUMER_HANDLER``, open for the life of the consumer.
 
     None: the default, :func:`log_records`. What it opens is closed on the
-    way out, whatever ends the consumer.
+    way out, whatever ends the consumer. A factory may be ``async def`` and
+    may give an async context manager: *run* runs them on the event loop the
+    handler's records will run on.
     """
     if named is None:
         yield log_records(log_every, group_id)
@@ -83,11 +103,29 @@ def opened(named: Callable[..., object] | None, log_every: int, group_id: str) -
         yield named
         return
     made = named()
+    if inspect.isawaitable(made):
+        made = _on_loop(run)(made)
     if isinstance(made, contextlib.AbstractContextManager):
         with made as handler:
             yield _checked(handler)
+    elif isinstance(made, contextlib.AbstractAsyncContextManager):
+        on_loop = _on_loop(run)
+        handler = on_loop(made.__aenter__())
+        try:
+            yield _checked(handler)
+        except BaseException as error:
+            if not on_loop(made.__aexit__(type(error), error, error.__traceback__)):
+                raise
+        else:
+            on_loop(made.__aexit__(None, None, None))
     else:
         yield _checked(made)
+
+
+def _on_loop(run: Callable[[Awaitable[Any]], Any] | None) -> Callable[[Awaitable[Any]], Any]:
+    if run is None:
+        raise HandlerInvalid("CONSUMER_HANDLER's factory is async, and no event loop was given")
+    return run
 
 
 class HandlerInvalid(Exception):
@@ -147,6 +185,7 @@ def _log_record(log: structlog.typing.FilteringBoundLogger, record: Record) -> N
 
 
 __all__ = [
+    "AsyncHandler",
     "DependencyUnavailable",
     "Handler",
     "HandlerInvalid",

@@ -55,3 +55,16 @@ COMMIT_FAILURES = Counter(
     "Offset commits that failed, by error type.",
     ["error_type"],
 )
+RECORDS_IN_FLIGHT = Gauge(
+    "consumer_records_in_flight",
+    "Records taken from the topic and not done, when records run side by side "
+    "(CONSUMER_ORDERING key or unordered, or an async handler): running on a worker, "
+    "or waiting behind a record of their key (or partition).",
+    ["messaging_destination_name", "state"],
+)
+MAX_IN_FLIGHT = Gauge(
+    "consumer_max_in_flight",
+    "CONSUMER_MAX_IN_FLIGHT: most records in flight at once (1 when records of a "
+    "partition run one at a time on the polling thread).",
+    ["messaging_destination_name"],
+)

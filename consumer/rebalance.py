@@ -7,13 +7,15 @@ heartbeat running and still finishes the commit before the partitions go.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Collection, Iterable
+from typing import Protocol
 
 import structlog
 from kafka import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 
-from common import events
+from common import events, kafka_compat
 from consumer import metrics
 from consumer.client import ConsumerClient, TopicPartition
 from consumer.offsets import OffsetTracker, record_commit
@@ -42,8 +44,25 @@ async def commit(
         record_commit(offsets, pending, None)
 
 
+#: How often a revocation looks again whether its records in flight are done.
+DRAIN_CHECK_S = 0.02
+
+
+class Drain(Protocol):
+    """Records still in flight on partitions that go (``consumer/dispatch.py``)."""
+
+    def release(self, partitions: Collection[TopicPartition]) -> None: ...
+    def busy(self, partitions: Collection[TopicPartition]) -> bool: ...
+    def forget(self, partitions: Collection[TopicPartition]) -> None: ...
+
+
 class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
-    """Commits before partitions are taken away and logs every change of ownership."""
+    """Commits before partitions are taken away and logs every change of ownership.
+
+    With records in flight (a :class:`Drain`), a revocation first waits for
+    those of the partitions that go, up to *drain_timeout_s*, so that what
+    they finish is committed and no record is handled by two members at once.
+    """
 
     def __init__(
         self,
@@ -51,11 +70,33 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         offsets: OffsetTracker,
         group_id: str,
         on_assigned: Callable[[], object] = lambda: None,
+        *,
+        drain: Drain | None = None,
+        drain_timeout_s: float = 0.0,
     ) -> None:
         self._consumer = consumer
         self._offsets = offsets
         self._on_assigned = on_assigned
+        self._drain = drain
+        self._drain_timeout_s = drain_timeout_s
         self._log = structlog.get_logger().bind(group_id=group_id)
+
+    async def _drained(self, partitions: set[TopicPartition]) -> None:
+        """Wait for the records in flight on *partitions*, yielding to the IO loop."""
+        drain = self._drain
+        if drain is None:
+            return
+        drain.release(partitions)
+        deadline = time.monotonic() + self._drain_timeout_s
+        while drain.busy(partitions) and time.monotonic() < deadline:
+            await kafka_compat.io_sleep(self._consumer, DRAIN_CHECK_S)
+        if drain.busy(partitions):
+            self._log.warning(
+                events.RECORDS_ABANDONED,
+                partitions=by_topic(partitions),
+                drain_timeout_ms=int(self._drain_timeout_s * 1000),
+                reason="revoked",
+            )
 
     def _owned(self, partitions: set[TopicPartition]) -> None:
         metrics.PARTITION_OWNED.clear()
@@ -72,8 +113,11 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
             return
         # The new owner starts from the committed offset: commit before letting go,
         # so that a rebalance re-delivers nothing.
+        await self._drained(revoked)
         await commit(self._consumer, self._offsets, revoked)
         self._offsets.forget(revoked)
+        if self._drain is not None:
+            self._drain.forget(revoked)
         remaining = set(self._consumer.assignment()) - revoked
         self._owned(remaining)
         self._log.info(
@@ -95,6 +139,9 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         # commit now could move its offsets backwards. What was processed and
         # not committed will be delivered again (at least once, never lost).
         lost = set(lost)
+        if self._drain is not None:
+            self._drain.release(lost)
+            self._drain.forget(lost)
         self._offsets.forget(lost)
         remaining = set(self._consumer.assignment()) - lost
         self._owned(remaining)

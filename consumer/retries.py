@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from common.backoff import Backoff
 from consumer.client import TopicPartition
-from consumer.handler import DependencyUnavailable, RecordRefused
+from consumer.fate import gives_up
 
 
 @dataclass
@@ -72,14 +72,9 @@ class Retries:
         return found
 
     def gives_up(self, pending: Pending) -> bool:
-        """Whether the handler has had its tries on this record.
-
-        A dependency that is down is waited for, however long; a record the
-        handler refused is given up at once.
-        """
-        if isinstance(pending.error, DependencyUnavailable):
-            return False
-        return isinstance(pending.error, RecordRefused) or pending.attempts >= self.attempts
+        """Whether the handler has had its tries on this record (:func:`gives_up`)."""
+        assert pending.error is not None
+        return gives_up(pending.error, pending.attempts, self.attempts)
 
     def wait(self, partition: TopicPartition, pending: Pending) -> float:
         """Hold *partition* until the pending record's next try; the wait in seconds."""

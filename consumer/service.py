@@ -41,11 +41,20 @@ from common.topics import MissingTopic
 from common.tracing import Tracing
 from consumer import metrics
 from consumer.client import ConsumerClient, ConsumerRecord, Offsets, TopicPartition
-from consumer.dead_letter import DeadLetterFailed, DeadLetters, exception_type
-from consumer.handler import DependencyUnavailable, Handler, Record, log_records
+from consumer.dead_letter import DeadLetterFailed, DeadLetters
+from consumer.dispatch import Dispatcher
+from consumer.event_loop import EventLoop
+from consumer.fate import (
+    Settle,
+    log_dead_letter_failed,
+    log_dead_lettered,
+    log_failed,
+    log_retrying,
+)
+from consumer.handler import Handler, Record, is_async, log_records
 from consumer.membership import Membership
 from consumer.offsets import OffsetTracker, record_commit
-from consumer.rebalance import RebalanceListener
+from consumer.rebalance import RebalanceListener, by_topic
 from consumer.retries import Pending, Retries
 from consumer.tracing import RecordSpans
 
@@ -71,9 +80,6 @@ def records_of(records: Iterable[ConsumerRecord]) -> Iterator[Record]:
 #: record; a poll of hundreds comes only at thousands of records a second,
 #: where a sample of each poll gives the same distribution.
 LATENCY_SAMPLES_PER_POLL = 64
-#: Characters of an exception's message in a log line.
-ERROR_CHARS = 500
-
 # What the loop does after the handler failed on a record.
 _DONE = 0  # it is behind us (dead-lettered): go on with the next record
 _HOLD = 1  # its partition waits for a retry: seek back to it, pause
@@ -94,6 +100,7 @@ class ConsumerService:
         dead_letters: DeadLetters | None = None,
         clock: Callable[[], float] = time.perf_counter,
         tracing: Tracing | None = None,
+        loop: EventLoop | None = None,
     ) -> None:
         settings = plan.settings
         #: Set when tracing is on: a ``process`` span per record (consumer/tracing.py).
@@ -151,12 +158,60 @@ class ConsumerService:
         self._commit_interval_s = plan.commit_interval_ms / 1000
         self._commit_due = 0.0
         self._throttle = ThrottleWatch(client.metrics)
+        #: Set when records run side by side on workers: key or unordered, or async.
+        self._dispatcher = self._dispatcher_for(plan, self._handle, loop)
+        #: Partitions paused because the bound in flight was reached.
+        self._paused_full: set[TopicPartition] = set()
+        self._in_flight = (
+            metrics.RECORDS_IN_FLIGHT.labels(plan.topic, "running"),
+            metrics.RECORDS_IN_FLIGHT.labels(plan.topic, "waiting"),
+        )
+        metrics.MAX_IN_FLIGHT.labels(plan.topic).set(
+            1 if self._dispatcher is None else self._dispatcher.bound
+        )
+
+    def _dispatcher_for(
+        self, plan: ConsumerPlan, handle: Handler, loop: EventLoop | None
+    ) -> Dispatcher | None:
+        settings = plan.settings
+        if settings.ordering == "partition" and not is_async(handle):
+            return None
+        call: Callable[[Record], object] = handle
+        if is_async(handle):
+            assert loop is not None, "an async handler runs on the process's event loop"
+            call = loop.caller(handle)  # type: ignore[arg-type]
+        dispatcher: Dispatcher
+
+        def keeps(record: Record, seconds: float) -> bool:
+            return dispatcher.keeps(record, seconds)
+
+        settle = Settle(
+            call,
+            plan.topic,
+            plan.group_id,
+            attempts=settings.retry_attempts,
+            backoff_s=(settings.retry_backoff_ms / 1000, settings.retry_backoff_max_ms / 1000),
+            dead_letters=self._dead_letters,
+            spans=self._spans,
+            log=self._log,
+            wait=keeps,
+            work_s=self._work_s,
+        )
+        dispatcher = Dispatcher(
+            settle, settings.ordering, settings.max_in_flight, self._offsets, log=self._log
+        )
+        return dispatcher
 
     def run(self) -> None:
         self._client.subscribe(
             [self._topic],
             listener=RebalanceListener(
-                self._client, self._offsets, self._group_id, on_assigned=self._membership.joined
+                self._client,
+                self._offsets,
+                self._group_id,
+                on_assigned=self._membership.joined,
+                drain=self._dispatcher,
+                drain_timeout_s=self._settings.drain_timeout_ms / 1000,
             ),
         )
         # Metadata after subscribing, before joining: kafka-python's leader
@@ -176,9 +231,12 @@ class ConsumerService:
         due = self._retries.due()
         if due:
             self._client.resume(*due)
+        timeout_ms, max_records = POLL_TIMEOUT_MS, self._max_records
+        if self._dispatcher is not None:
+            timeout_ms, max_records = self._fit_room(self._dispatcher, max_records)
         kafka_compat.unblock_parked_fetches(self._client)
         try:
-            batch = self._client.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self._max_records)
+            batch = self._client.poll(timeout_ms=timeout_ms, max_records=max_records)
         except UnsupportedCodecError as exc:
             # Skipping the batch would lose it, and retrying cannot decode it:
             # stop, hand the partitions to the group, and say what is missing.
@@ -200,12 +258,55 @@ class ConsumerService:
         self._retries.keep_only(self._client.assignment())
         if self._spans is not None:
             self._spans.keep_only(self._client.assignment())
-        if batch:
+        if self._dispatcher is not None:
+            self._dispatch(self._dispatcher, batch)
+        elif batch:
             self._process_batch(batch)
         self._commit_processed()
         self._throttle.check()
         if self._clock() >= self._lag_due:
             self._update_lag()
+
+    def _fit_room(self, dispatcher: Dispatcher, max_records: int) -> tuple[int, int]:
+        """The poll's timeout and most records, within the room left in flight.
+
+        With no room, every partition is paused and the poll returns at once:
+        the member keeps polling, so the group keeps it, and fetches nothing.
+        """
+        room = dispatcher.wait_for_room(POLL_TIMEOUT_MS / 1000)
+        assigned = set(self._client.assignment())
+        if room <= 0:
+            full = assigned - self._paused_full
+            if full:
+                self._client.pause(*full)
+                self._paused_full |= full
+            return 0, 1
+        resumed = self._paused_full & assigned
+        if resumed:
+            self._client.resume(*resumed)
+        self._paused_full.clear()
+        return POLL_TIMEOUT_MS, min(max_records, room)
+
+    def _dispatch(
+        self, dispatcher: Dispatcher, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]
+    ) -> None:
+        """Hand the polled records to the workers; stop on what a worker gave up on."""
+        if dispatcher.failure is not None:
+            record, error = dispatcher.failure
+            raise self._gave_up_on(record, error)
+        if not self._membership.may_handle():
+            # Expelled, or silent long enough to be: start nothing; fetched again
+            # from here should the group still have us.
+            dispatcher.hold()
+            if batch:
+                self._hold_back(batch, next(iter(batch)))
+            return
+        dispatcher.go_on()
+        for partition, records in batch.items():
+            dispatcher.submit(partition, records_of(records))
+        running, waiting = dispatcher.in_flight
+        self._in_flight[0].set(running)
+        self._in_flight[1].set(waiting)
 
     def _poll_failed(self, exc: KafkaError) -> None:
         delay = self._poll_backoff.next()
@@ -426,17 +527,7 @@ class ConsumerService:
         if not self._retries.gives_up(pending):
             delay = self._retries.wait(partition, pending)
             self._outcomes["retried"].inc()
-            self._log.warning(
-                events.HANDLER_RETRYING,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                attempt=pending.attempts,
-                until_it_works=isinstance(error, DependencyUnavailable),
-                retry_in_s=round(delay, 2),
-                error=_said(error),
-                exc_info=error,
-            )
+            log_retrying(self._log, record, pending.attempts, error, delay)
             self._hold(partition, record.offset)
             return _HOLD
         if self._dead_letters is None:
@@ -459,17 +550,13 @@ class ConsumerService:
             wait_s=self._batch_deadline - self._clock(),
         )
         self._outcomes["dead_lettered"].inc()
-        self._log.warning(
-            events.RECORD_DEAD_LETTERED,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            attempts=pending.attempts,
-            error=_said(pending.error),
-            exc_info=pending.error,
-            dead_letter_topic=self._dead_letters.topic,
-            dead_letter_partition=written.partition,
-            dead_letter_offset=written.offset,
+        log_dead_lettered(
+            self._log,
+            record,
+            pending.attempts,
+            pending.error,
+            topic=self._dead_letters.topic,
+            written=written,
         )
 
     def _hold_for_dead_letter(
@@ -480,15 +567,7 @@ class ConsumerService:
         pending.dead_letter_only = True
         delay = self._retries.wait(partition, pending)
         assert self._dead_letters is not None
-        self._log.error(
-            events.DEAD_LETTER_FAILED,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            dead_letter_topic=self._dead_letters.topic,
-            error=str(failed)[:ERROR_CHARS],
-            retry_in_s=round(delay, 2),
-        )
+        log_dead_letter_failed(self._log, record, self._dead_letters.topic, failed, delay)
         self._hold(partition, record.offset)
         return _HOLD
 
@@ -503,18 +582,21 @@ class ConsumerService:
         """No dead-letter topic, and the handler gave up: stop, committing what came before."""
         self._outcomes["failed"].inc()
         self._span_done(partition, "failed", error)
+        pending = self._retries.pending(partition, record.offset)
+        log_failed(self._log, record, pending.attempts if pending else 1, error)
+        return self._gave_up_on(record)
+
+    def _gave_up_on(self, record: Record, error: BaseException | None = None) -> ServiceFailed:
+        """Stop: the handler gave up on *record* with no dead-letter topic, or (with
+        *error*) our own code failed around it on a worker."""
         where = f"{record.topic}[{record.partition}]@{record.offset}"
         self._health.set_ready(False, f"stopping: the handler failed on {where}")
-        pending = self._retries.pending(partition, record.offset)
-        self._log.error(
-            events.HANDLER_FAILED,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            attempts=pending.attempts if pending else 1,
-            error=_said(error),
-            exc_info=error,
-        )
+        if error is not None:
+            return ServiceFailed(
+                "worker_failed",
+                f"the consumer failed around {where}; nothing from it on is committed",
+                cause=error,
+            )
         return ServiceFailed(
             "handler_failed",
             f"the handler gave up on {where} and no CONSUMER_DEAD_LETTER_TOPIC is set; "
@@ -537,6 +619,18 @@ class ConsumerService:
         if pending:
             self._client.commit_async(pending, callback=self._on_commit)
             self._commit_due = now + self._commit_interval_s
+
+    def _drain(self, dispatcher: Dispatcher) -> None:
+        """Wait for the records in flight, within CONSUMER_DRAIN_TIMEOUT_MS, so that what
+        they finish is committed before the consumer leaves."""
+        drain_ms = self._settings.drain_timeout_ms
+        if not dispatcher.stop(drain_ms / 1000):
+            self._log.warning(
+                events.RECORDS_ABANDONED,
+                partitions=by_topic(self._client.assignment()),
+                drain_timeout_ms=drain_ms,
+                reason="stopping",
+            )
 
     def _fit_batch_size(self, handled: int, returned: int, took_s: float) -> None:
         if handled < returned and not self._shutdown.requested:
@@ -571,6 +665,8 @@ class ConsumerService:
     def _close(self) -> None:
         """Commit what was processed, then leave the group so others take over at once."""
         started = self._clock()
+        if self._dispatcher is not None:
+            self._drain(self._dispatcher)
         if self._spans is not None:
             self._spans.close()
         pending = self._offsets.uncommitted()
@@ -608,8 +704,3 @@ class _Tally:
 
     def __post_init__(self) -> None:
         self.now = self.started
-
-
-def _said(error: BaseException) -> str:
-    """An exception as a log field: its type and the start of its message."""
-    return f"{exception_type(error)}: {str(error)[:ERROR_CHARS]}"

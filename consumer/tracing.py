@@ -85,6 +85,16 @@ class RecordSpans:
         found.span.add_event(outcome, {"attempts": found.tries})
         conventions.failed(found.span, error, exception_type(error))
 
+    def start(self, record: Record) -> Span:
+        """A record's span, for a caller that holds it itself (a worker, across its tries)."""
+        return self._start(record)
+
+    @staticmethod
+    def failed(span: Span, outcome: str, error: BaseException) -> None:
+        """End a span the handler gave up on: *outcome* says what became of its record."""
+        span.add_event(outcome)
+        conventions.failed(span, error, exception_type(error))
+
     def keep_only(self, assigned: Collection[TopicPartition]) -> None:
         """End the spans of records whose partition went to another member."""
         for partition in [tp for tp in self._open if tp not in assigned]:

@@ -374,6 +374,30 @@ class ConsumerSettings(KafkaSettings):
         default=30_000,
         ge=1,
     )
+    ordering: Literal["partition", "key", "unordered"] = env(
+        "CONSUMER_ORDERING",
+        description="Which records the handler may have side by side: partition (one "
+        "record of a partition at a time, in offset order), key (one record of a key at "
+        "a time, in offset order; a record without a key waits for its partition's "
+        "keyless ones before it), or unordered (any); docs/handlers.md",
+        default="partition",
+    )
+    max_in_flight: int = env(
+        "CONSUMER_MAX_IN_FLIGHT",
+        description="Most records taken from the topic and not yet done, in key or "
+        "unordered order (and with an async handler): the handler's concurrency; "
+        "fetching pauses at this bound",
+        default=64,
+        ge=1,
+    )
+    drain_timeout_ms: int = env(
+        "CONSUMER_DRAIN_TIMEOUT_MS",
+        description="Longest a stop or a revoked partition waits for records in flight "
+        "to be done, so their offsets are committed before the partitions go; within "
+        "Docker's 10 s stop",
+        default=8_000,
+        ge=0,
+    )
     dead_letter_topic: str | None = env(
         "CONSUMER_DEAD_LETTER_TOPIC",
         description="Topic (event hub) for records the handler gave up on, with headers "

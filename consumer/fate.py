@@ -1,0 +1,274 @@
+"""The fate of one record: handled, retried, dead-lettered, or the consumer stops.
+
+The policy (which failure is retried, for how long) and the lines that say
+what happened are written once, here, for both ways of running the handler:
+one record at a time on the polling thread (``consumer/service.py``, which
+pauses a partition instead of waiting), and side by side on workers
+(``consumer/dispatch.py``), where :class:`Settle` waits out a record's
+backoff on its worker, holding back only its key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import time
+from collections.abc import Callable
+
+import structlog
+from opentelemetry.trace import Span, use_span
+
+from common import events, message
+from common.backoff import Backoff
+from consumer import metrics
+from consumer.dead_letter import DeadLetterFailed, DeadLetters, Written, exception_type
+from consumer.handler import DependencyUnavailable, Record, RecordRefused
+from consumer.tracing import RecordSpans
+
+#: Characters of an exception's message in a log line.
+ERROR_CHARS = 500
+
+Log = structlog.typing.FilteringBoundLogger
+
+
+class Outcome(enum.Enum):
+    """What became of a record."""
+
+    #: The handler returned: done, its offset may be committed.
+    OK = "ok"
+    #: Given up on and written to the dead-letter topic: done.
+    DEAD_LETTERED = "dead_lettered"
+    #: Given up on, with no dead-letter topic: the consumer stops before it.
+    FAILED = "failed"
+    #: Not settled: its partition went to another member, or the consumer stops.
+    ABANDONED = "abandoned"
+
+
+def gives_up(error: BaseException, attempts: int, limit: int) -> bool:
+    """Whether the handler has had its tries on a record after *attempts* failed calls.
+
+    A dependency that is down is waited for, however long; a record the
+    handler refused is given up at once.
+    """
+    if isinstance(error, DependencyUnavailable):
+        return False
+    return isinstance(error, RecordRefused) or attempts >= limit
+
+
+def said(error: BaseException) -> str:
+    """An exception as a log field: its type and the start of its message."""
+    return f"{exception_type(error)}: {str(error)[:ERROR_CHARS]}"
+
+
+def log_retrying(
+    log: Log, record: Record, attempts: int, error: BaseException, delay: float
+) -> None:
+    log.warning(
+        events.HANDLER_RETRYING,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        attempt=attempts,
+        until_it_works=isinstance(error, DependencyUnavailable),
+        retry_in_s=round(delay, 2),
+        error=said(error),
+        exc_info=error,
+    )
+
+
+def log_dead_lettered(
+    log: Log, record: Record, attempts: int, error: BaseException, *, topic: str, written: Written
+) -> None:
+    log.warning(
+        events.RECORD_DEAD_LETTERED,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        attempts=attempts,
+        error=said(error),
+        exc_info=error,
+        dead_letter_topic=topic,
+        dead_letter_partition=written.partition,
+        dead_letter_offset=written.offset,
+    )
+
+
+def log_dead_letter_failed(
+    log: Log, record: Record, topic: str, failed: DeadLetterFailed, delay: float
+) -> None:
+    log.error(
+        events.DEAD_LETTER_FAILED,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        dead_letter_topic=topic,
+        error=str(failed)[:ERROR_CHARS],
+        retry_in_s=round(delay, 2),
+    )
+
+
+def log_failed(log: Log, record: Record, attempts: int, error: BaseException) -> None:
+    log.error(
+        events.HANDLER_FAILED,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        attempts=attempts,
+        error=said(error),
+        exc_info=error,
+    )
+
+
+#: Waits *seconds* before a record is tried again; False when it must not be (its
+#: partition went, or the consumer stops).
+Waiter = Callable[[Record, float], bool]
+
+
+class Settle:
+    """Runs the handler on one record until its fate is settled; called on a worker.
+
+    Only this record's worker waits between tries, so a record being retried
+    holds back the records ordered behind it (its key, or its partition), and
+    nothing else.
+    """
+
+    def __init__(
+        self,
+        call: Callable[[Record], object],
+        topic: str,
+        group_id: str,
+        *,
+        attempts: int,
+        backoff_s: tuple[float, float],
+        dead_letters: DeadLetters | None,
+        spans: RecordSpans | None,
+        log: Log,
+        wait: Waiter,
+        work_s: float = 0.0,
+    ) -> None:
+        self._call = call
+        self._attempts = attempts
+        self._backoff_s = backoff_s
+        self._dead_letters = dead_letters
+        self._spans = spans
+        self._log = log
+        self._wait = wait
+        self._work_s = work_s
+        self._outcomes = {
+            outcome: metrics.HANDLED.labels(topic, outcome.value)
+            for outcome in (Outcome.OK, Outcome.DEAD_LETTERED, Outcome.FAILED)
+        }
+        self._retried = metrics.HANDLED.labels(topic, "retried")
+        self._duration = metrics.PROCESS_DURATION.labels(topic)
+        self._latency = metrics.END_TO_END.labels(topic)
+        self._consumed = {
+            kind: metrics.CONSUMED.labels(topic, group_id, kind)
+            for kind in ("envelope", "other", "tombstone")
+        }
+        #: Set when the handler gave up on a record and there is no dead-letter topic.
+        self.failure: tuple[Record, BaseException] | None = None
+
+    def __call__(self, record: Record) -> Outcome:
+        started = time.perf_counter()
+        span = None if self._spans is None else self._spans.start(record)
+        outcome, error = self._settle(record, span)
+        if span is not None:
+            if error is None:
+                span.end()
+            else:
+                self._spans_done(span, outcome, error)
+        if outcome is not Outcome.ABANDONED:
+            self._count(record, started)
+            self._outcomes[outcome].inc()
+        return outcome
+
+    def _settle(self, record: Record, span: Span | None) -> tuple[Outcome, BaseException | None]:
+        backoff = Backoff(*self._backoff_s)
+        attempts = 0
+        while True:
+            if self._work_s:
+                time.sleep(self._work_s)
+            try:
+                if span is None:
+                    self._call(record)
+                else:
+                    with use_span(span, end_on_exit=False, record_exception=True):
+                        self._call(record)
+            except Exception as error:  # noqa: BLE001  (the user's code: any error is theirs)
+                attempts += 1
+                if gives_up(error, attempts, self._attempts):
+                    return self._give_up(record, attempts, error, span, backoff)
+                delay = backoff.next()
+                self._retried.inc()
+                with _inside(span):
+                    log_retrying(self._log, record, attempts, error, delay)
+                if not self._wait(record, delay):
+                    return Outcome.ABANDONED, error
+                if span is not None:
+                    span.add_event("retry", {"attempt": attempts + 1})
+                continue
+            return Outcome.OK, None
+
+    def _give_up(
+        self,
+        record: Record,
+        attempts: int,
+        error: BaseException,
+        span: Span | None,
+        backoff: Backoff,
+    ) -> tuple[Outcome, BaseException]:
+        dead_letters = self._dead_letters
+        if dead_letters is None:
+            with _inside(span):
+                log_failed(self._log, record, attempts, error)
+            self.failure = (record, error)
+            return Outcome.FAILED, error
+        while True:
+            try:
+                with _inside(span):
+                    written = dead_letters.write(
+                        record, error, attempts, wait_s=dead_letters.timeout_s
+                    )
+                    log_dead_lettered(
+                        self._log,
+                        record,
+                        attempts,
+                        error,
+                        topic=dead_letters.topic,
+                        written=written,
+                    )
+            except DeadLetterFailed as failed:
+                delay = backoff.next()
+                log_dead_letter_failed(self._log, record, dead_letters.topic, failed, delay)
+                if not self._wait(record, delay):
+                    return Outcome.ABANDONED, error
+                continue
+            return Outcome.DEAD_LETTERED, error
+
+    def _spans_done(self, span: Span, outcome: Outcome, error: BaseException) -> None:
+        assert self._spans is not None
+        if outcome is Outcome.ABANDONED:
+            span.add_event("partition_revoked")
+            span.end()
+        else:
+            self._spans.failed(span, outcome.value, error)
+
+    def _count(self, record: Record, started: float) -> None:
+        end = time.perf_counter()
+        self._duration.observe_many((end - started,))
+        value = record.value
+        envelope = message.envelope_of(value)
+        if envelope is not None:
+            self._consumed["envelope"].inc()
+            sent_at = envelope.sent_at.timestamp()
+        else:
+            self._consumed["other" if value is not None else "tombstone"].inc()
+            sent_at = record.timestamp / 1000 if record.timestamp >= 0 else 0.0
+        if sent_at:
+            # Clocks differ: a producer ahead of us is not a negative latency.
+            self._latency.observe_many((max(0.0, time.time() - sent_at),))
+
+
+def _inside(span: Span | None) -> contextlib.AbstractContextManager[object]:
+    """The record's span as the current one, when tracing: its lines carry its ids."""
+    return contextlib.nullcontext() if span is None else use_span(span, end_on_exit=False)
