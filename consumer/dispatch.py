@@ -9,18 +9,22 @@ nothing. Records ordered behind a running one wait in its *lane*, in offset
 order, and start as it ends: a record being retried holds back its lane,
 and only its lane.
 
-At most ``bound`` records are taken and not done: the poll loop asks
-:meth:`room` before it polls, and polls no more than that (with every
-partition paused when there is none, so the member keeps polling and stays
-in its group). Per partition, only the offset below which every record is
-done goes to the :class:`~consumer.offsets.OffsetTracker`
+At most ``bound`` records are taken and not done, and at most
+``AHEAD_PER_SLOT * bound`` are past the offsets that may be committed: the
+poll loop asks :meth:`room` before it polls, and polls no more than that
+(with every partition paused when there is none, so the member keeps
+polling and stays in its group). Per partition, only the offset below which
+every record is done goes to the :class:`~consumer.offsets.OffsetTracker`
 (``consumer/progress.py``): a commit never passes unfinished work.
 
-When partitions go (a rebalance, a stop), :meth:`release` drops what is
-waiting and says whether anything is still running on them; the caller
-waits for that before committing, up to ``CONSUMER_DRAIN_TIMEOUT_MS``. A
-worker still running past it is let be, and its result is never committed:
-the new owner handles that record again.
+When partitions go (a rebalance), :meth:`release` ends their retries and
+:meth:`busy` says whether records of theirs are still running or waiting;
+the rebalance listener waits for them up to ``CONSUMER_DRAIN_TIMEOUT_MS``,
+commits, and :meth:`forget` drops what is left: a record still running
+then is let be, and its result is never committed; the new owner handles it
+again. A partition the group gives back at once keeps kafka-python's fetch
+position, past records dropped here: :meth:`rewinds` says where to seek it.
+A stop (:meth:`stop`) drains the same way.
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ Lane = Hashable
 _Work = tuple[TopicPartition, Record, PartitionProgress, Lane]
 #: Tells a worker to end.
 _STOP = None
+#: Records past the committable offsets, per record in flight: while one record is
+#: retried, other keys go on this far, and no further, so that memory and what a crash
+#: delivers again stay bounded.
+AHEAD_PER_SLOT = 16
 
 
 def lane_of(ordering: Ordering) -> Callable[[Record], Lane]:
@@ -79,27 +87,30 @@ class Dispatcher:
         self._lane_of = lane_of(ordering)
         self.bound = bound
         self._offsets = offsets
+        self._log = log
         self._changed = threading.Condition()
         #: The progress of each partition we own; a new one per assignment.
         self._progress: dict[TopicPartition, PartitionProgress] = {}
         #: Lanes with records taken: the first is running, unless the lane is stalled.
         self._lanes: dict[Lane, deque[_Work]] = {}
-        #: Lanes whose first record has not started (held, or a worker failed).
+        #: Lanes whose first record has not started: held back.
         self._stalled: set[Lane] = set()
-        #: Records running now, per partition (also those of partitions released).
+        #: Records running now, per partition (also those of partitions forgotten).
         self._running: dict[TopicPartition, int] = {}
-        #: Records taken and not done (running and waiting), of partitions we own.
+        #: Records taken and not done, running or waiting, of the partitions we own.
         self._outstanding = 0
-        #: No record starts while held: an expelled member, a failure, a stop.
+        #: No record starts while held: an expelled member, a failure, a stop's end.
         self._held = False
+        #: Retries end: the consumer stops.
         self._stopping = False
-        #: Partitions being revoked: their records are not tried again.
+        #: Partitions being revoked: their retries end, their waiting records still run.
         self._going: set[TopicPartition] = set()
+        #: Where to seek partitions forgotten with records not done, if given back at once.
+        self._rewinds: dict[TopicPartition, int] = {}
         #: The record the handler gave up on with no dead-letter topic (with None), or
         #: the one a worker's own code failed on (with its error).
         self.failure: tuple[Record, BaseException | None] | None = None
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._log = log
         self._threads = [
             threading.Thread(target=self._work, name=f"handler-{n}", daemon=True)
             for n in range(workers or bound)
@@ -109,22 +120,21 @@ class Dispatcher:
 
     # --- The poll loop's side -------------------------------------------------------------
 
-    def room(self) -> int:
-        """How many more records may be taken now."""
-        return self.bound - self._outstanding
-
     def wait_for_room(self, timeout_s: float) -> int:
-        """Wait up to *timeout_s* for room, if there is none; the room there is."""
+        """Wait up to *timeout_s* for room, if there is none; how many records may be taken."""
         with self._changed:
-            self._changed.wait_for(lambda: self._outstanding < self.bound, timeout_s)
-            return self.bound - self._outstanding
+            self._changed.wait_for(lambda: self._room() > 0, timeout_s)
+            return self._room()
 
     @property
     def in_flight(self) -> tuple[int, int]:
         """Records running, and records waiting behind them in their lanes."""
         with self._changed:
-            running = sum(self._running.values())
-            return running, self._outstanding - running
+            waiting = sum(
+                len(lane) - (lane_name not in self._stalled)
+                for lane_name, lane in self._lanes.items()
+            )
+            return sum(self._running.values()), waiting
 
     def submit(self, partition: TopicPartition, records: Iterable[Record]) -> None:
         """Take *partition*'s *records*, in offset order: each runs when its lane is free."""
@@ -136,14 +146,15 @@ class Dispatcher:
             for record in records:
                 progress.take(record.offset)
                 self._outstanding += 1
-                work = (partition, record, progress, lane_of(record))
-                lane = lanes.get(work[3])
+                lane_name = lane_of(record)
+                work = (partition, record, progress, lane_name)
+                lane = lanes.get(lane_name)
                 if lane is not None:
                     lane.append(work)
                     continue
-                lanes[work[3]] = deque((work,))
+                lanes[lane_name] = deque((work,))
                 if self._held:
-                    self._stalled.add(work[3])
+                    self._stalled.add(lane_name)
                 else:
                     self._start(work)
 
@@ -158,46 +169,69 @@ class Dispatcher:
         with self._changed:
             if self._held and self.failure is None and not self._stopping:
                 self._held = False
-                self._start_stalled()
-
-    def release(self, partitions: Collection[TopicPartition]) -> None:
-        """*partitions* are going: drop their waiting records, and end their retries;
-        records running end on their own (:meth:`busy`), and their offsets still count
-        until :meth:`forget`."""
-        with self._changed:
-            self._drop_waiting(partitions)
-            self._going.update(partitions)
-            self._changed.notify_all()
-
-    def forget(self, partitions: Collection[TopicPartition]) -> None:
-        """*partitions* are gone: nothing more of theirs is committed."""
-        with self._changed:
-            self._drop_waiting(partitions)
-            for partition in partitions:
-                self._going.discard(partition)
-                if self._progress.pop(partition, None) is not None:
-                    # Their running records no longer count against the bound.
-                    self._outstanding -= self._running.get(partition, 0)
-            self._changed.notify_all()
-
-    def busy(self, partitions: Collection[TopicPartition]) -> bool:
-        """Whether a record of *partitions* is running."""
-        with self._changed:
-            return any(self._running.get(tp) for tp in partitions)
+                for lane_name in self._stalled:
+                    self._start(self._lanes[lane_name][0])
+                self._stalled.clear()
 
     def stop(self, timeout_s: float) -> bool:
-        """Start nothing more, and wait up to *timeout_s* for what runs; whether it ended.
+        """Finish what was taken, within *timeout_s* (retries end); whether it all ended.
 
-        What is done by then may be committed; the workers end once idle.
+        What is done by then may be committed; what waits is dropped; the
+        workers end once idle.
         """
         with self._changed:
-            self._stopping = self._held = True
-            self._drop_waiting(list(self._progress))
+            self._stopping = True
             self._changed.notify_all()
-            ended = self._changed.wait_for(lambda: not any(self._running.values()), timeout_s)
+            ended = self._changed.wait_for(
+                lambda: not any(self._running.values()) and (self._held or not self._lanes),
+                timeout_s,
+            )
+            self._held = True
+            self._drop_waiting(set(self._progress))
         for _ in self._threads:
             self._queue.put(_STOP)
         return ended
+
+    # --- The rebalance listener's side ----------------------------------------------------
+
+    def release(self, partitions: Collection[TopicPartition]) -> None:
+        """*partitions* are going: their retries end; what they have taken still runs."""
+        with self._changed:
+            self._going.update(partitions)
+            self._changed.notify_all()
+
+    def busy(self, partitions: Collection[TopicPartition]) -> bool:
+        """Whether a record of *partitions* is running, or waiting to."""
+        with self._changed:
+            if any(self._running.get(tp) for tp in partitions):
+                return True
+            if self._held:
+                return False
+            gone = set(partitions)
+            return any(work[0] in gone for lane in self._lanes.values() for work in lane)
+
+    def forget(self, partitions: Collection[TopicPartition]) -> None:
+        """*partitions* are gone: what waits is dropped, nothing more of theirs is committed."""
+        with self._changed:
+            self._drop_waiting(set(partitions))
+            for partition in partitions:
+                self._going.discard(partition)
+                progress = self._progress.pop(partition, None)
+                if progress is None:
+                    continue
+                # Its running records no longer count against the bound.
+                self._outstanding -= self._running.get(partition, 0)
+                if progress.limit is not None:
+                    self._rewinds[partition] = progress.limit
+            self._changed.notify_all()
+
+    def rewinds(self) -> dict[TopicPartition, int]:
+        """Partitions forgotten with records not done, and the offset to fetch them from
+        again should the group give them straight back (kafka-python keeps the position
+        of a partition kept across a rebalance); asked once per assignment."""
+        with self._changed:
+            found, self._rewinds = self._rewinds, {}
+            return found
 
     # --- The workers' side ----------------------------------------------------------------
 
@@ -205,11 +239,12 @@ class Dispatcher:
         """Wait *seconds* before *record* is tried again, unless its partition goes or the
         consumer stops first; whether it is still to be tried."""
         partition = KafkaTopicPartition(record.topic, record.partition)
+
+        def ended() -> bool:
+            return self._stopping or partition in self._going or partition not in self._progress
+
         with self._changed:
-            gone = lambda: (  # noqa: E731
-                self._stopping or partition in self._going or partition not in self._progress
-            )
-            return not self._changed.wait_for(gone, seconds)
+            return not self._changed.wait_for(ended, seconds)
 
     def _work(self) -> None:
         while (work := self._queue.get()) is not _STOP:
@@ -224,7 +259,8 @@ class Dispatcher:
                     offset=record.offset,
                     exc_info=error,
                 )
-                self.failure = self.failure or (record, error)
+                with self._changed:
+                    self.failure = self.failure or (record, error)
                 outcome = Outcome.FAILED
             self._finish(work, outcome)
 
@@ -232,8 +268,7 @@ class Dispatcher:
         partition, record, progress, lane_name = work
         with self._changed:
             self._running[partition] -= 1
-            ours = self._progress.get(partition) is progress
-            if ours:
+            if self._progress.get(partition) is progress:
                 self._outstanding -= 1
                 if outcome is Outcome.OK or outcome is Outcome.DEAD_LETTERED:
                     committable = progress.finish(record.offset)
@@ -242,44 +277,49 @@ class Dispatcher:
                 elif outcome is Outcome.FAILED:
                     self._held = True
                     self.failure = self.failure or (record, None)
-            lane = self._lanes.get(lane_name)
-            if lane and lane[0] is work:
-                lane.popleft()
-                if not lane:
-                    del self._lanes[lane_name]
-                elif self._held:
-                    self._stalled.add(lane_name)
-                else:
-                    self._start(lane[0])
+            lane = self._lanes[lane_name]
+            lane.popleft()
+            if outcome is Outcome.ABANDONED or outcome is Outcome.FAILED:
+                # Its partition's records behind it may not pass it: fetched again later.
+                self._drop_from(lane_name, {partition}, first=0)
+                lane = self._lanes.get(lane_name, deque())
+            if not lane:
+                self._lanes.pop(lane_name, None)
+            elif self._held:
+                self._stalled.add(lane_name)
+            else:
+                self._start(lane[0])
             self._changed.notify_all()
 
     # --- Under the lock -------------------------------------------------------------------
+
+    def _room(self) -> int:
+        ahead = sum(progress.ahead for progress in self._progress.values())
+        return min(self.bound - self._outstanding, AHEAD_PER_SLOT * self.bound - ahead)
 
     def _start(self, work: _Work) -> None:
         partition = work[0]
         self._running[partition] = self._running.get(partition, 0) + 1
         self._queue.put(work)
 
-    def _start_stalled(self) -> None:
-        for lane_name in self._stalled:
-            lane = self._lanes.get(lane_name)
-            if lane:
-                self._start(lane[0])
-        self._stalled.clear()
-
-    def _drop_waiting(self, partitions: Collection[TopicPartition]) -> None:
-        gone = set(partitions)
-        for lane_name, lane in list(self._lanes.items()):
+    def _drop_waiting(self, partitions: set[TopicPartition]) -> None:
+        for lane_name in list(self._lanes):
             # A running first record stays until it ends; a stalled one never started.
-            first = 0 if lane_name in self._stalled else 1
-            kept = [work for work in list(lane)[first:] if work[0] not in gone]
-            dropped = len(lane) - first - len(kept)
-            if not dropped:
-                continue
-            self._outstanding -= dropped
-            rest = deque(list(lane)[:first] + kept)
-            if rest:
-                self._lanes[lane_name] = rest
-            else:
-                del self._lanes[lane_name]
-                self._stalled.discard(lane_name)
+            self._drop_from(lane_name, partitions, first=0 if lane_name in self._stalled else 1)
+
+    def _drop_from(self, lane_name: Lane, partitions: set[TopicPartition], *, first: int) -> None:
+        """Drop the records of *partitions* from a lane, from its *first* on."""
+        lane = self._lanes.get(lane_name)
+        if lane is None:
+            return
+        kept = list(lane)[:first]
+        for work in list(lane)[first:]:
+            if work[0] not in partitions:
+                kept.append(work)
+            elif self._progress.get(work[0]) is work[2]:
+                self._outstanding -= 1
+        if kept:
+            self._lanes[lane_name] = deque(kept)
+        else:
+            del self._lanes[lane_name]
+            self._stalled.discard(lane_name)

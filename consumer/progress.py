@@ -30,6 +30,17 @@ class PartitionProgress:
         """Records taken and not done."""
         return len(self._taken) - len(self._done)
 
+    @property
+    def limit(self) -> int | None:
+        """The lowest offset taken and not done: the commit stops below it; None if none."""
+        return self._taken[0] if self._taken else None
+
+    @property
+    def ahead(self) -> int:
+        """Records past the offset that may be committed: not done, or done after one that
+        is not. A crash now would have them all delivered again."""
+        return len(self._taken)
+
     def take(self, offset: int) -> None:
         """The record at *offset* is handed out; offsets come in increasing order."""
         self._taken.append(offset)

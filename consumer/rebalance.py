@@ -54,6 +54,7 @@ class Drain(Protocol):
     def release(self, partitions: Collection[TopicPartition]) -> None: ...
     def busy(self, partitions: Collection[TopicPartition]) -> bool: ...
     def forget(self, partitions: Collection[TopicPartition]) -> None: ...
+    def rewinds(self) -> dict[TopicPartition, int]: ...
 
 
 class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
@@ -127,6 +128,12 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         assigned = set(assigned)
         assignment = set(self._consumer.assignment()) | assigned
+        if self._drain is not None:
+            # Given straight back, a partition keeps its fetch position, which is past
+            # records dropped when it went: fetch them again.
+            for partition, offset in self._drain.rewinds().items():
+                if partition in assignment:
+                    self._consumer.seek(partition, offset)
         self._on_assigned()
         metrics.REBALANCES.inc()
         self._owned(assignment)

@@ -6,6 +6,7 @@ other output), so a test can count what was handled, once or twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -119,3 +120,39 @@ def fails_to_open() -> Handler:
 
 def _open_pool() -> Handler:
     raise ConnectionRefusedError("the database refused the pool")
+
+
+def _wait_and_log(record: Record, began: float) -> None:
+    _log.info(
+        "test.handled",
+        partition=record.partition,
+        offset=record.offset,
+        key=(record.key or b"").decode(),
+        value=(record.value or b"").decode(errors="replace"),
+        began=began,
+        ended=time.time(),
+    )
+
+
+def _stuck(record: Record) -> bool:
+    return record.key == b"stuck" and not Path(os.environ.get("STUCK_FLAG", "/")).exists()
+
+
+def waits(record: Record) -> None:
+    """Waits HANDLER_WAIT_MS (default 5), as a call to another service would, and logs
+    ``test.handled`` with its key and when it began and ended (the wall clock, comparable
+    across processes). A record keyed ``stuck`` waits until the file STUCK_FLAG exists."""
+    began = time.time()
+    time.sleep(float(os.environ.get("HANDLER_WAIT_MS", "5")) / 1000)
+    while _stuck(record):
+        time.sleep(0.05)
+    _wait_and_log(record, began)
+
+
+async def waits_async(record: Record) -> None:
+    """:func:`waits`, as ``async def``."""
+    began = time.time()
+    await asyncio.sleep(float(os.environ.get("HANDLER_WAIT_MS", "5")) / 1000)
+    while _stuck(record):
+        await asyncio.sleep(0.05)
+    _wait_and_log(record, began)
