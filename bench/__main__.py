@@ -15,6 +15,7 @@ from bench.handover import handover_case, heartbeat_case, strategies_case
 from bench.hotpath import hotpath_case
 from bench.latency import latency_case
 from bench.memory import memory_case
+from bench.processing import processing_case
 from bench.report import machine, markdown, with_tables, write_json
 from bench.sources import sources_case
 from bench.throughput import consumer_case, producer_case
@@ -28,6 +29,7 @@ CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
     "memory": memory_case,
     "hotpath": hotpath_case,
     "sources": sources_case,
+    "processing": processing_case,
 }
 #: Run only when named: the comparison behind the default assignment strategy.
 EXTRA_CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {

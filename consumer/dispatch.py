@@ -9,10 +9,11 @@ nothing. Records ordered behind a running one wait in its *lane*, in offset
 order, and start as it ends: a record being retried holds back its lane,
 and only its lane.
 
-At most ``bound`` records are taken and not done, and at most
-``AHEAD_PER_SLOT * bound`` are past the offsets that may be committed: the
-poll loop asks :meth:`room` before it polls, and polls no more than that
-(with every partition paused when there is none, so the member keeps
+At most ``bound`` records run at once (the workers), and at most
+``AHEAD_PER_SLOT * bound`` are taken past the offsets that may be committed
+(running, waiting in their lanes, or done after one that is not): the poll
+loop asks :meth:`wait_for_room` before it polls, and polls no more than
+that (with every partition paused when there is none, so the member keeps
 polling and stays in its group). Per partition, only the offset below which
 every record is done goes to the :class:`~consumer.offsets.OffsetTracker`
 (``consumer/progress.py``): a commit never passes unfinished work.
@@ -53,9 +54,9 @@ Lane = Hashable
 _Work = tuple[TopicPartition, Record, PartitionProgress, Lane]
 #: Tells a worker to end.
 _STOP = None
-#: Records past the committable offsets, per record in flight: while one record is
-#: retried, other keys go on this far, and no further, so that memory and what a crash
-#: delivers again stay bounded.
+#: Records taken past the committable offsets, per worker: enough waiting that the
+#: workers find a record of a free key; and while one record is retried, other keys
+#: go on this far and no further, so memory and what a crash repeats stay bounded.
 AHEAD_PER_SLOT = 16
 
 
@@ -81,7 +82,6 @@ class Dispatcher:
         offsets: OffsetTracker,
         *,
         log: structlog.typing.FilteringBoundLogger,
-        workers: int | None = None,
     ) -> None:
         self._settle = settle
         self._lane_of = lane_of(ordering)
@@ -97,8 +97,6 @@ class Dispatcher:
         self._stalled: set[Lane] = set()
         #: Records running now, per partition (also those of partitions forgotten).
         self._running: dict[TopicPartition, int] = {}
-        #: Records taken and not done, running or waiting, of the partitions we own.
-        self._outstanding = 0
         #: No record starts while held: an expelled member, a failure, a stop's end.
         self._held = False
         #: Retries end: the consumer stops.
@@ -113,7 +111,7 @@ class Dispatcher:
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"handler-{n}", daemon=True)
-            for n in range(workers or bound)
+            for n in range(bound)
         ]
         for thread in self._threads:
             thread.start()
@@ -145,7 +143,6 @@ class Dispatcher:
             lanes, lane_of = self._lanes, self._lane_of
             for record in records:
                 progress.take(record.offset)
-                self._outstanding += 1
                 lane_name = lane_of(record)
                 work = (partition, record, progress, lane_name)
                 lane = lanes.get(lane_name)
@@ -217,11 +214,7 @@ class Dispatcher:
             for partition in partitions:
                 self._going.discard(partition)
                 progress = self._progress.pop(partition, None)
-                if progress is None:
-                    continue
-                # Its running records no longer count against the bound.
-                self._outstanding -= self._running.get(partition, 0)
-                if progress.limit is not None:
+                if progress is not None and progress.limit is not None:
                     self._rewinds[partition] = progress.limit
             self._changed.notify_all()
 
@@ -269,7 +262,6 @@ class Dispatcher:
         with self._changed:
             self._running[partition] -= 1
             if self._progress.get(partition) is progress:
-                self._outstanding -= 1
                 if outcome is Outcome.OK or outcome is Outcome.DEAD_LETTERED:
                     committable = progress.finish(record.offset)
                     if committable is not None:
@@ -295,7 +287,7 @@ class Dispatcher:
 
     def _room(self) -> int:
         ahead = sum(progress.ahead for progress in self._progress.values())
-        return min(self.bound - self._outstanding, AHEAD_PER_SLOT * self.bound - ahead)
+        return AHEAD_PER_SLOT * self.bound - ahead
 
     def _start(self, work: _Work) -> None:
         partition = work[0]
@@ -313,11 +305,7 @@ class Dispatcher:
         if lane is None:
             return
         kept = list(lane)[:first]
-        for work in list(lane)[first:]:
-            if work[0] not in partitions:
-                kept.append(work)
-            elif self._progress.get(work[0]) is work[2]:
-                self._outstanding -= 1
+        kept += [work for work in list(lane)[first:] if work[0] not in partitions]
         if kept:
             self._lanes[lane_name] = deque(kept)
         else:

@@ -270,6 +270,9 @@ MALFORMED = {
     "CONSUMER_RETRY_BACKOFF_MS": ["0", "1s"],
     "CONSUMER_RETRY_BACKOFF_MAX_MS": ["0", "1m", "10"],
     "CONSUMER_DEAD_LETTER_TOPIC": ["dead letters", "t"],
+    "CONSUMER_ORDERING": ["sideways", "KEY ORDER", "per-key"],
+    "CONSUMER_MAX_IN_FLIGHT": ["0", "-1", "many"],
+    "CONSUMER_DRAIN_TIMEOUT_MS": ["-1", "8s"],
 }
 #: Any text is a valid value for these (Kafka accepts any group or client id,
 #: any SASL user and password); a METRICS_HOST that cannot be bound is refused

@@ -22,11 +22,21 @@ from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.failure import ServiceFailed
 from common.health import Health
 from common.shutdown import Shutdown
-from common.testing import FakeDeadLetterProducer, LogConsumer, Record, TopicPartition
+from common.testing import (
+    FakeConsumer,
+    FakeDeadLetterProducer,
+    LogConsumer,
+    Record,
+    TopicPartition,
+)
 from consumer.dead_letter import DeadLetters
+from consumer.dispatch import AHEAD_PER_SLOT, Dispatcher
 from consumer.event_loop import EventLoop
+from consumer.fate import Outcome
 from consumer.handler import Record as Handled
 from consumer.handler import RecordRefused, opened
+from consumer.offsets import OffsetTracker
+from consumer.rebalance import RebalanceListener
 from consumer.service import ConsumerService
 from examples import lookups
 
@@ -165,7 +175,7 @@ def test_different_keys_of_one_partition_run_side_by_side() -> None:
 
 
 @pytest.mark.parametrize("ordering", ["key", "unordered"])
-def test_no_more_than_the_bound_are_in_flight(ordering: str) -> None:
+def test_no_more_than_the_bound_run_at_once(ordering: str) -> None:
     polled: list[int | None] = []
     calls = Calls(lambda r: time.sleep(0.001))
     client = _consumer(p0=_keyed(0, "abcdefghij" * 10), p1=_keyed(1, "klmnopqrst" * 10))
@@ -180,7 +190,8 @@ def test_no_more_than_the_bound_are_in_flight(ordering: str) -> None:
 
     assert calls.done == 200
     assert 1 < calls.most_running <= 3
-    assert max(n for n in polled if n is not None) <= 3
+    # Taken and not committed: no more than the window either.
+    assert max(n for n in polled if n is not None) <= AHEAD_PER_SLOT * 3
 
 
 def test_a_commit_never_passes_a_record_still_running() -> None:
@@ -314,3 +325,99 @@ def test_the_async_example_opens_on_the_loop_and_handles_each_order() -> None:
 
     assert [letter.header("dlt.original.offset") for letter in letters.sent] == ["12"]
     assert client.committed() == {P0: 13}
+
+
+def _dispatcher(
+    handle: Callable[[Handled], object], offsets: OffsetTracker, bound: int = 4
+) -> Dispatcher:
+    def settle(record: Handled) -> Outcome:
+        handle(record)
+        return Outcome.OK
+
+    return Dispatcher(settle, "key", bound, offsets, log=structlog.get_logger())
+
+
+def _handled(partition: int, keys: str) -> list[Handled]:
+    return [
+        Handled(TOPIC, partition, offset, -1, key.encode(), b"v", ())
+        for offset, key in enumerate(keys)
+    ]
+
+
+def test_one_record_held_lets_the_others_run_only_so_far_past_it() -> None:
+    release = threading.Event()
+    done: list[int] = []
+    offsets = OffsetTracker()
+    dispatcher = _dispatcher(
+        lambda r: release.wait(4 * WAIT_S) if r.offset == 0 else done.append(r.offset),
+        offsets,
+        bound=2,
+    )
+    window = AHEAD_PER_SLOT * 2
+    records = _handled(0, "a" + "bcd" * window)
+    taken = 0
+    while taken < len(records):
+        # Only the held record left running, the others done: how much room is there?
+        deadline = time.monotonic() + WAIT_S
+        while dispatcher.in_flight != (1, 0) and taken and time.monotonic() < deadline:
+            time.sleep(0.001)
+        room = dispatcher.wait_for_room(0)
+        if room <= 0:
+            break
+        dispatcher.submit(P0, records[taken : taken + room])
+        taken += room
+
+    # Every record past the held one is done, and no more were taken than the window.
+    assert taken == window
+    assert sorted(done) == list(range(1, window))
+    assert offsets.next_offset(P0) is None  # nothing may be committed past offset 0
+    release.set()
+    assert dispatcher.wait_for_room(WAIT_S) == window
+    assert offsets.next_offset(P0) == window
+    assert dispatcher.stop(WAIT_S)
+
+
+def test_a_revocation_finishes_what_the_partition_took_and_commits_it() -> None:
+    started = threading.Event()
+    release = threading.Event()
+    client = FakeConsumer(TOPIC, polls=[], assigned={P0, P1})
+    offsets = OffsetTracker()
+
+    def handle(record: Handled) -> None:
+        if record.offset == 0:
+            started.set()
+            release.wait(WAIT_S)
+
+    dispatcher = _dispatcher(handle, offsets, bound=8)
+    listener = RebalanceListener(client, offsets, "g", drain=dispatcher, drain_timeout_s=WAIT_S)
+    # Offset 0 runs; 1 and 2 share its key and wait behind it.
+    dispatcher.submit(P0, _handled(0, "aaab"))
+    started.wait(WAIT_S)
+    threading.Timer(0.05, release.set).start()  # the handler ends while the listener waits
+    asyncio.run(listener.on_partitions_revoked({P0}))
+
+    assert release.is_set()
+    assert client.committed() == {P0: 4}  # the waiting ones ran too, before the commit
+    assert dispatcher.stop(WAIT_S)
+
+
+def test_past_the_drain_timeout_a_running_record_is_left_and_its_partition_fetched_again(
+    logs: list[dict[str, object]],
+) -> None:
+    release = threading.Event()
+    client = FakeConsumer(TOPIC, polls=[], assigned={P0})
+    offsets = OffsetTracker()
+    dispatcher = _dispatcher(
+        lambda r: release.wait(WAIT_S) if r.offset == 1 else None, offsets, bound=8
+    )
+    listener = RebalanceListener(client, offsets, "g", drain=dispatcher, drain_timeout_s=0.05)
+    dispatcher.submit(P0, _handled(0, "abbc"))
+    # Offset 1 never ends in time: 0 and 3 are done, 2 waits behind 1.
+    asyncio.run(listener.on_partitions_revoked({P0}))
+    asyncio.run(listener.on_partitions_assigned({P0}))
+    release.set()
+
+    assert client.committed() == {P0: 1}
+    assert [e["reason"] for e in logs if e["event"] == "records.abandoned"] == ["revoked"]
+    assert client.seeks == [(P0, 1)]  # given straight back: fetched again from 1
+    assert dispatcher.stop(WAIT_S)
