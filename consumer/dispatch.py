@@ -30,10 +30,11 @@ A stop (:meth:`stop`) drains the same way.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Collection, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Hashable, Iterable
 from typing import Literal
 
 import structlog
@@ -72,7 +73,8 @@ def lane_of(ordering: Ordering) -> Callable[[Record], Lane]:
 
 
 class Dispatcher:
-    """Runs records on a pool of workers in their order's lanes, at most ``bound`` at a time."""
+    """Runs records in their order's lanes, at most ``bound`` at a time: on a pool of
+    workers, or as tasks of an event loop (:meth:`on_loop`)."""
 
     def __init__(
         self,
@@ -82,8 +84,12 @@ class Dispatcher:
         offsets: OffsetTracker,
         *,
         log: structlog.typing.FilteringBoundLogger,
+        loop: asyncio.AbstractEventLoop | None = None,
+        settle_async: Callable[[Record], Awaitable[Outcome]] | None = None,
     ) -> None:
         self._settle = settle
+        self._loop = loop
+        self._settle_async = settle_async
         self._lane_of = lane_of(ordering)
         self.bound = bound
         self._offsets = offsets
@@ -95,8 +101,14 @@ class Dispatcher:
         self._lanes: dict[Lane, deque[_Work]] = {}
         #: Lanes whose first record has not started: held back.
         self._stalled: set[Lane] = set()
-        #: Records running now, per partition (also those of partitions forgotten).
+        #: Records started, per partition (also those of partitions forgotten): running, or
+        #: ready for the next free worker.
         self._running: dict[TopicPartition, int] = {}
+        #: Records running, at most ``bound``; started ones past it wait here, in order.
+        self._active = 0
+        self._ready: deque[_Work] = deque()
+        #: The loop's tasks, kept from the garbage collector until they end.
+        self._tasks: set[asyncio.Task[None]] = set()
         #: No record starts while held: an expelled member, a failure, a stop's end.
         self._held = False
         #: Retries end: the consumer stops.
@@ -111,10 +123,28 @@ class Dispatcher:
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"handler-{n}", daemon=True)
-            for n in range(bound)
+            for n in range(0 if loop is not None else bound)
         ]
         for thread in self._threads:
             thread.start()
+
+    @classmethod
+    def on_loop(
+        cls,
+        settle: Callable[[Record], Awaitable[Outcome]],
+        loop: asyncio.AbstractEventLoop,
+        ordering: Ordering,
+        bound: int,
+        offsets: OffsetTracker,
+        *,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> Dispatcher:
+        """A dispatcher whose records run as tasks of *loop*: an ``async def`` handler's."""
+
+        def on_a_thread(record: Record) -> Outcome:
+            raise AssertionError("an async handler's records run on the loop")
+
+        return cls(on_a_thread, ordering, bound, offsets, log=log, loop=loop, settle_async=settle)
 
     # --- The poll loop's side -------------------------------------------------------------
 
@@ -126,13 +156,11 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> tuple[int, int]:
-        """Records running, and records waiting behind them in their lanes."""
+        """Records running, and records waiting: behind others in their lanes, or for a
+        free worker."""
         with self._changed:
-            waiting = sum(
-                len(lane) - (lane_name not in self._stalled)
-                for lane_name, lane in self._lanes.items()
-            )
-            return sum(self._running.values()), waiting
+            taken = sum(len(lane) for lane in self._lanes.values())
+            return self._active, taken - self._active
 
     def submit(self, partition: TopicPartition, records: Iterable[Record]) -> None:
         """Take *partition*'s *records*, in offset order: each runs when its lane is free."""
@@ -241,26 +269,37 @@ class Dispatcher:
 
     def _work(self) -> None:
         while (work := self._queue.get()) is not _STOP:
-            record = work[1]
             try:
-                outcome = self._settle(record)
+                outcome = self._settle(work[1])
             except BaseException as error:  # noqa: BLE001  (ours, not the handler's: say it, stop)
-                self._log.error(
-                    events.WORKER_FAILED,
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    exc_info=error,
-                )
-                with self._changed:
-                    self.failure = self.failure or (record, error)
-                outcome = Outcome.FAILED
+                outcome = self._worker_failed(work[1], error)
             self._finish(work, outcome)
+
+    async def _work_async(self, work: _Work) -> None:
+        assert self._settle_async is not None
+        try:
+            outcome = await self._settle_async(work[1])
+        except BaseException as error:  # noqa: BLE001  (ours, not the handler's: say it, stop)
+            outcome = self._worker_failed(work[1], error)
+        self._finish(work, outcome)
+
+    def _worker_failed(self, record: Record, error: BaseException) -> Outcome:
+        self._log.error(
+            events.WORKER_FAILED,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            exc_info=error,
+        )
+        with self._changed:
+            self.failure = self.failure or (record, error)
+        return Outcome.FAILED
 
     def _finish(self, work: _Work, outcome: Outcome) -> None:
         partition, record, progress, lane_name = work
         with self._changed:
             self._running[partition] -= 1
+            self._active -= 1
             if self._progress.get(partition) is progress:
                 if outcome is Outcome.OK or outcome is Outcome.DEAD_LETTERED:
                     committable = progress.finish(record.offset)
@@ -281,6 +320,8 @@ class Dispatcher:
                 self._stalled.add(lane_name)
             else:
                 self._start(lane[0])
+            while self._ready and self._active < self.bound:
+                self._run(self._ready.popleft())
             self._changed.notify_all()
 
     # --- Under the lock -------------------------------------------------------------------
@@ -292,7 +333,26 @@ class Dispatcher:
     def _start(self, work: _Work) -> None:
         partition = work[0]
         self._running[partition] = self._running.get(partition, 0) + 1
-        self._queue.put(work)
+        if self._active < self.bound:
+            self._run(work)
+        else:
+            self._ready.append(work)
+
+    def _run(self, work: _Work) -> None:
+        self._active += 1
+        loop = self._loop
+        if loop is None:
+            self._queue.put(work)
+        elif _running_loop() is loop:
+            self._spawn(work)
+        else:
+            loop.call_soon_threadsafe(self._spawn, work)
+
+    def _spawn(self, work: _Work) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(self._work_async(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _drop_waiting(self, partitions: set[TopicPartition]) -> None:
         for lane_name in list(self._lanes):
@@ -311,3 +371,10 @@ class Dispatcher:
         else:
             del self._lanes[lane_name]
             self._stalled.discard(lane_name)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

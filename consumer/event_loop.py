@@ -3,19 +3,16 @@
 The poll loop and the workers are threads; an async handler's coroutines
 all run on this loop, on a thread of its own, so that the clients it opens
 (an ``aiohttp`` session, an ``asyncpg`` pool) live on one loop for the life
-of the consumer. A worker hands a record's coroutine to the loop and waits
-for its end, so a record is in flight, and counted against
-``CONSUMER_MAX_IN_FLIGHT``, exactly as with a plain function.
+of the consumer. Each record is a task of the loop (``consumer/dispatch.py``),
+counted against ``CONSUMER_MAX_IN_FLIGHT`` as a plain function's worker is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
-
-from consumer.handler import Record
+from collections.abc import Awaitable
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -32,16 +29,10 @@ class EventLoop:
         """Run *awaitable* on the loop and wait for its result (or its exception)."""
         return asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._started()).result()
 
-    def caller(
-        self, handler: Callable[[Record], Coroutine[Any, Any, object]]
-    ) -> Callable[[Record], object]:
-        """A plain function of a record that runs the async *handler* on the loop."""
-        loop = self._started()
-
-        def call(record: Record) -> object:
-            return asyncio.run_coroutine_threadsafe(handler(record), loop).result()
-
-        return call
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The asyncio loop, running on its thread."""
+        return self._started()
 
     def close(self) -> None:
         with self._lock:

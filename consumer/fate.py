@@ -10,10 +10,12 @@ backoff on its worker, holding back only its key.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 import structlog
 from opentelemetry.trace import Span, use_span
@@ -134,7 +136,7 @@ class Settle:
 
     def __init__(
         self,
-        call: Callable[[Record], object],
+        handle: Callable[[Record], object],
         topic: str,
         group_id: str,
         *,
@@ -146,7 +148,7 @@ class Settle:
         wait: Waiter,
         work_s: float = 0.0,
     ) -> None:
-        self._call = call
+        self._handle = handle
         self._attempts = attempts
         self._backoff_s = backoff_s
         self._dead_letters = dead_letters
@@ -165,13 +167,30 @@ class Settle:
             kind: metrics.CONSUMED.labels(topic, group_id, kind)
             for kind in ("envelope", "other", "tombstone")
         }
-        #: Set when the handler gave up on a record and there is no dead-letter topic.
-        self.failure: tuple[Record, BaseException] | None = None
 
     def __call__(self, record: Record) -> Outcome:
+        """Settle *record* with a plain function as the handler, on this thread."""
         started = time.perf_counter()
         span = None if self._spans is None else self._spans.start(record)
         outcome, error = self._settle(record, span)
+        return self._ended(record, started, span, outcome, error)
+
+    async def settle_async(self, record: Record) -> Outcome:
+        """Settle *record* with an ``async def`` handler, on the event loop; what blocks
+        (a backoff's wait, a dead letter's write) waits on a thread of the loop's."""
+        started = time.perf_counter()
+        span = None if self._spans is None else self._spans.start(record)
+        outcome, error = await self._settle_async(record, span)
+        return self._ended(record, started, span, outcome, error)
+
+    def _ended(
+        self,
+        record: Record,
+        started: float,
+        span: Span | None,
+        outcome: Outcome,
+        error: BaseException | None,
+    ) -> Outcome:
         if span is not None:
             if error is None:
                 span.end()
@@ -189,25 +208,59 @@ class Settle:
             if self._work_s:
                 time.sleep(self._work_s)
             try:
-                if span is None:
-                    self._call(record)
-                else:
-                    with use_span(span, end_on_exit=False, record_exception=True):
-                        self._call(record)
+                with _inside(span, record_exception=True):
+                    self._handle(record)
             except Exception as error:  # noqa: BLE001  (the user's code: any error is theirs)
                 attempts += 1
                 if gives_up(error, attempts, self._attempts):
                     return self._give_up(record, attempts, error, span, backoff)
-                delay = backoff.next()
-                self._retried.inc()
-                with _inside(span):
-                    log_retrying(self._log, record, attempts, error, delay)
+                delay = self._retrying(record, attempts, error, span, backoff)
                 if not self._wait(record, delay):
                     return Outcome.ABANDONED, error
-                if span is not None:
-                    span.add_event("retry", {"attempt": attempts + 1})
                 continue
             return Outcome.OK, None
+
+    async def _settle_async(
+        self, record: Record, span: Span | None
+    ) -> tuple[Outcome, BaseException | None]:
+        """:meth:`_settle`, awaiting the handler."""
+        backoff = Backoff(*self._backoff_s)
+        attempts = 0
+        handle = cast(Callable[[Record], Awaitable[object]], self._handle)
+        while True:
+            if self._work_s:
+                await asyncio.sleep(self._work_s)
+            try:
+                with _inside(span, record_exception=True):
+                    await handle(record)
+            except Exception as error:  # noqa: BLE001  (the user's code: any error is theirs)
+                attempts += 1
+                if gives_up(error, attempts, self._attempts):
+                    return await asyncio.to_thread(
+                        self._give_up, record, attempts, error, span, backoff
+                    )
+                delay = self._retrying(record, attempts, error, span, backoff)
+                if not await asyncio.to_thread(self._wait, record, delay):
+                    return Outcome.ABANDONED, error
+                continue
+            return Outcome.OK, None
+
+    def _retrying(
+        self,
+        record: Record,
+        attempts: int,
+        error: BaseException,
+        span: Span | None,
+        backoff: Backoff,
+    ) -> float:
+        """Say that *record* is tried again, and when: the wait in seconds."""
+        delay = backoff.next()
+        self._retried.inc()
+        with _inside(span):
+            log_retrying(self._log, record, attempts, error, delay)
+        if span is not None:
+            span.add_event("retry", {"attempt": attempts + 1})
+        return delay
 
     def _give_up(
         self,
@@ -221,7 +274,6 @@ class Settle:
         if dead_letters is None:
             with _inside(span):
                 log_failed(self._log, record, attempts, error)
-            self.failure = (record, error)
             return Outcome.FAILED, error
         while True:
             try:
@@ -269,6 +321,17 @@ class Settle:
             self._latency.observe_many((max(0.0, time.time() - sent_at),))
 
 
-def _inside(span: Span | None) -> contextlib.AbstractContextManager[object]:
-    """The record's span as the current one, when tracing: its lines carry its ids."""
-    return contextlib.nullcontext() if span is None else use_span(span, end_on_exit=False)
+def _inside(
+    span: Span | None, *, record_exception: bool = False
+) -> contextlib.AbstractContextManager[object]:
+    """The record's span as the current one, when tracing: its lines carry its ids, and
+    what the handler does is its child."""
+    if span is None:
+        return contextlib.nullcontext()
+    return use_span(
+        span,
+        end_on_exit=False,
+        record_exception=record_exception,
+        # A failed try is an event; the status says how the record ended.
+        set_status_on_exception=False,
+    )

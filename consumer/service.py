@@ -176,17 +176,13 @@ class ConsumerService:
         settings = plan.settings
         if settings.ordering == "partition" and not is_async(handle):
             return None
-        call: Callable[[Record], object] = handle
-        if is_async(handle):
-            assert loop is not None, "an async handler runs on the process's event loop"
-            call = loop.caller(handle)  # type: ignore[arg-type]
         dispatcher: Dispatcher
 
         def keeps(record: Record, seconds: float) -> bool:
             return dispatcher.keeps(record, seconds)
 
         settle = Settle(
-            call,
+            handle,
             plan.topic,
             plan.group_id,
             attempts=settings.retry_attempts,
@@ -197,9 +193,14 @@ class ConsumerService:
             wait=keeps,
             work_s=self._work_s,
         )
-        dispatcher = Dispatcher(
-            settle, settings.ordering, settings.max_in_flight, self._offsets, log=self._log
-        )
+        bound, ordering = settings.max_in_flight, settings.ordering
+        if is_async(handle):
+            assert loop is not None, "an async handler runs on the process's event loop"
+            dispatcher = Dispatcher.on_loop(
+                settle.settle_async, loop.loop, ordering, bound, self._offsets, log=self._log
+            )
+        else:
+            dispatcher = Dispatcher(settle, ordering, bound, self._offsets, log=self._log)
         return dispatcher
 
     def run(self) -> None:
