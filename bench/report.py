@@ -220,6 +220,67 @@ def tracing_table(case: dict[str, Any]) -> list[str]:
     return intro + _table(header, rows)
 
 
+#: ``bench processing``'s last figures, kept beside latest.json when the case ran alone.
+PROCESSING_RESULTS = Path(__file__).parent / "results" / "processing.json"
+#: The processing case's contenders, as the table names them.
+PROCESSING_CONTENDERS = {
+    "one_at_a_time": "ours, one at a time (`partition`, the default)",
+    "key": "ours, `key`",
+    "key_async": "ours, `key`, `async def` handler",
+    "unordered": "ours, `unordered`",
+    "parallel_consumer": "Parallel Consumer 0.5.3.3, `KEY` (Java)",
+}
+
+
+def _processing(cases: dict[str, Any]) -> dict[str, Any] | None:
+    """The processing figures: this run's, else the last ``bench processing``'s."""
+    if "processing" in cases:
+        found: dict[str, Any] = cases["processing"]
+        return found
+    if not PROCESSING_RESULTS.exists():
+        return None
+    last: dict[str, Any] = json.loads(PROCESSING_RESULTS.read_text())["cases"]["processing"]
+    return last
+
+
+def processing_table(case: dict[str, Any]) -> list[str]:
+    """Records/s of a handler that waits, per ordering, against one at a time and
+    Parallel Consumer (``bench processing``)."""
+    rows = []
+    for contender, label in PROCESSING_CONTENDERS.items():
+        m = case[contender]
+        rate = m["records_per_s"]
+        memory = m.get("peak_rss_mib")
+        rows.append(
+            [
+                label,
+                f"{rate['median']:,.0f} (±{rate['spread'] * 50:.0f}%)",
+                f"{m['vs_one_at_a_time']:.1f}",
+                f"{m['vs_parallel_consumer']:.2f}",
+                "" if memory is None else f"{memory['median']:.0f}",
+            ]
+        )
+    header = ["consumer", "records/s", "vs one at a time", "vs Parallel Consumer", "peak MiB"]
+    intro = [
+        f"A handler that waits {case['wait_ms']} ms per record, {case['keys']} keys, 10 "
+        f"partitions, one consumer process, {case['in_flight']} records in flight "
+        "(`python -m bench processing`; median of rounds):",
+        "",
+    ]
+    return intro + _table(header, rows)
+
+
+def _extra_tables(cases: dict[str, Any]) -> list[str]:
+    """Tracing's table, if this run measured it; processing's, this run's or the last."""
+    out: list[str] = []
+    if "tracing" in cases:
+        out += [*tracing_table(cases["tracing"]), ""]
+    processing = _processing(cases)
+    if processing is not None:
+        out += [*processing_table(processing), ""]
+    return out
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
@@ -352,8 +413,7 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
         out += [*_table(["PRODUCER_SOURCE", "messages/s"], rows), ""]
-    if "tracing" in cases:
-        out += [*tracing_table(cases["tracing"]), ""]
+    out += _extra_tables(cases)
     if "hotpath" in cases:
         c = cases["hotpath"]
         row = [

@@ -44,6 +44,8 @@ TOPIC = "t"
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
 #: Longest a test waits for a handler's record to arrive; a failure, never a pace.
 WAIT_S = 10
+#: Longest a consumer of these tests runs.
+RUN_S = 60
 
 
 @pytest.fixture
@@ -120,9 +122,12 @@ def _run(
     loop: EventLoop | None = None,
     **settings: object,
 ) -> ConsumerService:
-    """Run the consumer until every record is read and *until* holds, then stop it."""
+    """Run the consumer until every record is read and *until* holds, then stop it; a
+    test whose records never all arrive fails after RUN_S, it does not hang."""
     shutdown = Shutdown()
     client.after_script = lambda: until() and shutdown.event.set()
+    watchdog = threading.Timer(RUN_S, shutdown.event.set)
+    watchdog.start()
     letters = None
     if dead_letters is not None:
         letters = DeadLetters("dlt", "g", lambda: dead_letters, timeout_s=5.0)
@@ -136,7 +141,11 @@ def _run(
         dead_letters=letters,
         loop=loop,
     )
-    service.run()
+    try:
+        service.run()
+    finally:
+        watchdog.cancel()
+    assert until(), f"stopped after {RUN_S} s with the records not all handled"
     return service
 
 

@@ -384,17 +384,17 @@ class ConsumerSettings(KafkaSettings):
     )
     max_in_flight: int = env(
         "CONSUMER_MAX_IN_FLIGHT",
-        description="Most records taken from the topic and not yet done, in key or "
-        "unordered order (and with an async handler): the handler's concurrency; "
-        "fetching pauses at this bound",
+        description="In key or unordered order, or with an async handler: most records "
+        "the handler has at once; at most 16 times as many are taken past the committed "
+        "offsets, and fetching pauses there",
         default=64,
         ge=1,
     )
     drain_timeout_ms: int = env(
         "CONSUMER_DRAIN_TIMEOUT_MS",
-        description="Longest a stop or a revoked partition waits for records in flight "
-        "to be done, so their offsets are committed before the partitions go; within "
-        "Docker's 10 s stop",
+        description="Longest a stop or a revoked partition waits for the records it took "
+        "to be handled, so their offsets are committed before it goes; within Docker's "
+        "10 s stop",
         default=8_000,
         ge=0,
     )
