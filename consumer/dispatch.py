@@ -56,9 +56,10 @@ _Work = tuple[TopicPartition, Record, PartitionProgress, Lane]
 #: Tells a worker to end.
 _STOP = None
 #: Records taken past the committable offsets, per worker: enough waiting that the
-#: workers find a record of a free key; and while one record is retried, other keys
-#: go on this far and no further, so memory and what a crash repeats stay bounded.
-AHEAD_PER_SLOT = 16
+#: workers find records of free keys although kafka-python hands out one partition's
+#: fetch at a time; and while one record is retried, other keys go on this far and no
+#: further, so memory and what a crash repeats stay bounded.
+AHEAD_PER_SLOT = 64
 
 
 def lane_of(ordering: Ordering) -> Callable[[Record], Lane]:

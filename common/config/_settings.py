@@ -385,7 +385,7 @@ class ConsumerSettings(KafkaSettings):
     max_in_flight: int = env(
         "CONSUMER_MAX_IN_FLIGHT",
         description="In key or unordered order, or with an async handler: most records "
-        "the handler has at once; at most 16 times as many are taken past the committed "
+        "the handler has at once; at most 64 times as many are taken past the committed "
         "offsets, and fetching pauses there",
         default=64,
         ge=1,
