@@ -207,9 +207,10 @@ MESSAGE_RECEIVED = _event(
 HANDLER_RETRYING = _event(
     "handler.retrying",
     "warning",
-    "topic partition offset attempt until_it_works retry_in_s error exception group_id",
-    "the handler failed on a record: its partition is paused and the record tried again "
-    "in retry_in_s; until_it_works for DependencyUnavailable, never dead-lettered",
+    "topic partition offset records attempt until_it_works retry_in_s error exception group_id",
+    "the handler failed on a record (a batch handler: on the batch of records from it "
+    "on): it is tried again in retry_in_s, what is ordered behind it waiting; "
+    "until_it_works for DependencyUnavailable, never dead-lettered",
 )
 RECORD_DEAD_LETTERED = _event(
     "record.dead_lettered",

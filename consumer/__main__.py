@@ -7,7 +7,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from common import runner
 from common.client import connect
-from common.config import ConfigError, ConsumerPlan, ConsumerSettings, resolve
+from common.config import ConfigError, ConsumerPlan, ConsumerSettings, env_names, resolve
 from common.failure import ServiceFailed
 from common.health import Health
 from common.logging import Redactor
@@ -18,7 +18,7 @@ from consumer import replay
 from consumer.client import ConsumerClient
 from consumer.dead_letter import DeadLetterClient, DeadLetters
 from consumer.event_loop import EventLoop
-from consumer.handler import Handler, HandlerInvalid, opened
+from consumer.handler import Handler, HandlerInvalid, check_fits, opened
 from consumer.service import ConsumerService
 
 DESCRIPTION = (
@@ -59,10 +59,18 @@ def run(plan: ConsumerPlan, health: Health, shutdown: Shutdown, tracing: Tracing
 
 def _open_handler(plan: ConsumerPlan, stack: contextlib.ExitStack, loop: EventLoop) -> Handler:
     """The handler, opened for the consumer's life; one line if opening it fails."""
+    settings = plan.settings
     try:
-        return stack.enter_context(
-            opened(plan.handler, plan.settings.log_message_every, plan.group_id, loop.run)
+        handler = stack.enter_context(
+            opened(plan.handler, settings.log_message_every, plan.group_id, loop.run)
         )
+        names = env_names(ConsumerSettings)
+        batch_settings = [
+            names[field][0]
+            for field in ("batch_max_records", "batch_max_wait_ms")
+            if field in settings.model_fields_set
+        ]
+        check_fits(handler, ordering=settings.ordering, batch_settings=batch_settings)
     except HandlerInvalid as exc:
         # Called wrong, like a misspelt name: exit 2, a restart cannot help.
         raise ServiceFailed("handler_invalid", str(exc), exit_status=EXIT_CONFIG) from None
@@ -78,6 +86,7 @@ def _open_handler(plan: ConsumerPlan, stack: contextlib.ExitStack, loop: EventLo
             f"{type(exc).__name__}: {exc}",
             cause=exc,
         ) from None
+    return handler
 
 
 def _dead_letters(

@@ -34,7 +34,7 @@ import asyncio
 import queue
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Hashable, Iterable, Sequence
 from typing import Literal
 
 import structlog
@@ -52,7 +52,10 @@ Ordering = Literal["partition", "key", "unordered"]
 #: A lane's name: records of one lane run one at a time, in offset order.
 Lane = Hashable
 #: What a worker runs, with what the dispatcher needs back when it ends.
-_Work = tuple[TopicPartition, Record, PartitionProgress, Lane]
+_Work = tuple[TopicPartition, Sequence[Record], PartitionProgress, Lane]
+#: Settles a unit of work (one record, or a batch of one partition): each record's
+#: outcome, in order; records past the last outcome given were not settled.
+Settles = Callable[[Sequence[Record]], Sequence[Outcome]]
 #: Tells a worker to end.
 _STOP = None
 #: Records taken past the committable offsets, per worker: enough waiting that the
@@ -79,7 +82,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        settle: Callable[[Record], Outcome],
+        settle: Settles,
         ordering: Ordering,
         bound: int,
         offsets: OffsetTracker,
@@ -87,10 +90,15 @@ class Dispatcher:
         log: structlog.typing.FilteringBoundLogger,
         loop: asyncio.AbstractEventLoop | None = None,
         settle_async: Callable[[Record], Awaitable[Outcome]] | None = None,
+        batches: tuple[int, float] | None = None,
     ) -> None:
         self._settle = settle
         self._loop = loop
         self._settle_async = settle_async
+        #: A batch handler's most records per call, and longest wait for more (seconds).
+        self._batches = batches
+        #: Per partition, a batch short of its size, and until when it waits for more.
+        self._partial: dict[TopicPartition, tuple[list[Record], float]] = {}
         self._lane_of = lane_of(ordering)
         self.bound = bound
         self._offsets = offsets
@@ -142,7 +150,7 @@ class Dispatcher:
     ) -> Dispatcher:
         """A dispatcher whose records run as tasks of *loop*: an ``async def`` handler's."""
 
-        def on_a_thread(record: Record) -> Outcome:
+        def on_a_thread(records: Sequence[Record]) -> Sequence[Outcome]:
             raise AssertionError("an async handler's records run on the loop")
 
         return cls(on_a_thread, ordering, bound, offsets, log=log, loop=loop, settle_async=settle)
@@ -160,29 +168,70 @@ class Dispatcher:
         """Records running, and records waiting: behind others in their lanes, or for a
         free worker."""
         with self._changed:
-            taken = sum(len(lane) for lane in self._lanes.values())
-            return self._active, taken - self._active
+            taken = sum(len(work[1]) for lane in self._lanes.values() for work in lane)
+            running = sum(len(self._lanes[lane][0][1]) for lane in self._lanes) - sum(
+                len(self._lanes[lane][0][1]) for lane in self._stalled
+            )
+            return running, taken - running
 
-    def submit(self, partition: TopicPartition, records: Iterable[Record]) -> None:
-        """Take *partition*'s *records*, in offset order: each runs when its lane is free."""
+    def submit(
+        self, partition: TopicPartition, records: Iterable[Record], now: float = 0.0
+    ) -> None:
+        """Take *partition*'s *records*, in offset order: each runs when its lane is free
+        (with a batch handler, in batches; a short one may wait for more until *now* plus
+        the batch wait)."""
         with self._changed:
             progress = self._progress.get(partition)
             if progress is None:
                 progress = self._progress[partition] = PartitionProgress()
-            lanes, lane_of = self._lanes, self._lane_of
+            if self._batches is not None:
+                self._take_batches(partition, progress, list(records), now)
+                return
+            lane_of = self._lane_of
             for record in records:
                 progress.take(record.offset)
-                lane_name = lane_of(record)
-                work = (partition, record, progress, lane_name)
-                lane = lanes.get(lane_name)
-                if lane is not None:
-                    lane.append(work)
-                    continue
-                lanes[lane_name] = deque((work,))
-                if self._held:
-                    self._stalled.add(lane_name)
-                else:
-                    self._start(work)
+                self._enter((partition, (record,), progress, lane_of(record)))
+
+    def flush(self, now: float) -> float | None:
+        """Start the short batches whose wait has passed; when the next one is due."""
+        with self._changed:
+            for partition, (records, due) in list(self._partial.items()):
+                if due <= now:
+                    del self._partial[partition]
+                    self._enter((partition, records, self._progress[partition], partition))
+            return min((due for _, due in self._partial.values()), default=None)
+
+    def _take_batches(
+        self,
+        partition: TopicPartition,
+        progress: PartitionProgress,
+        records: list[Record],
+        now: float,
+    ) -> None:
+        assert self._batches is not None
+        size, wait_s = self._batches
+        for record in records:
+            progress.take(record.offset)
+        held, due = self._partial.pop(partition, ([], now + wait_s))
+        records = held + records
+        while len(records) >= size or (records and wait_s <= 0):
+            batch, records = records[:size], records[size:]
+            self._enter((partition, batch, progress, partition))
+        if records:
+            self._partial[partition] = (records, due)
+
+    def _enter(self, work: _Work) -> None:
+        """Put *work* at the end of its lane; start it if the lane was free."""
+        lane_name = work[3]
+        lane = self._lanes.get(lane_name)
+        if lane is not None:
+            lane.append(work)
+            return
+        self._lanes[lane_name] = deque((work,))
+        if self._held:
+            self._stalled.add(lane_name)
+        else:
+            self._start(work)
 
     def hold(self) -> None:
         """Start nothing more until :meth:`go_on`: the group may have given our partitions
@@ -207,6 +256,7 @@ class Dispatcher:
         """
         with self._changed:
             self._stopping = True
+            self._start_partial(list(self._partial))
             self._changed.notify_all()
             ended = self._changed.wait_for(
                 lambda: not any(self._running.values()) and (self._held or not self._lanes),
@@ -224,6 +274,7 @@ class Dispatcher:
         """*partitions* are going: their retries end; what they have taken still runs."""
         with self._changed:
             self._going.update(partitions)
+            self._start_partial(partitions)
             self._changed.notify_all()
 
     def busy(self, partitions: Collection[TopicPartition]) -> bool:
@@ -242,6 +293,7 @@ class Dispatcher:
             self._drop_waiting(set(partitions))
             for partition in partitions:
                 self._going.discard(partition)
+                self._partial.pop(partition, None)
                 progress = self._progress.pop(partition, None)
                 if progress is not None and progress.limit is not None:
                     self._rewinds[partition] = progress.limit
@@ -271,18 +323,18 @@ class Dispatcher:
     def _work(self) -> None:
         while (work := self._queue.get()) is not _STOP:
             try:
-                outcome = self._settle(work[1])
+                outcomes = self._settle(work[1])
             except BaseException as error:  # noqa: BLE001  (ours, not the handler's: say it, stop)
-                outcome = self._worker_failed(work[1], error)
-            self._finish(work, outcome)
+                outcomes = (self._worker_failed(work[1][0], error),)
+            self._finish(work, outcomes)
 
     async def _work_async(self, work: _Work) -> None:
         assert self._settle_async is not None
         try:
-            outcome = await self._settle_async(work[1])
+            outcomes: Sequence[Outcome] = (await self._settle_async(work[1][0]),)
         except BaseException as error:  # noqa: BLE001  (ours, not the handler's: say it, stop)
-            outcome = self._worker_failed(work[1], error)
-        self._finish(work, outcome)
+            outcomes = (self._worker_failed(work[1][0], error),)
+        self._finish(work, outcomes)
 
     def _worker_failed(self, record: Record, error: BaseException) -> Outcome:
         self._log.error(
@@ -296,12 +348,17 @@ class Dispatcher:
             self.failure = self.failure or (record, error)
         return Outcome.FAILED
 
-    def _finish(self, work: _Work, outcome: Outcome) -> None:
-        partition, record, progress, lane_name = work
+    def _finish(self, work: _Work, outcomes: Sequence[Outcome]) -> None:
+        partition, records, progress, lane_name = work
         with self._changed:
             self._running[partition] -= 1
             self._active -= 1
-            if self._progress.get(partition) is progress:
+            ours = self._progress.get(partition) is progress
+            ended = Outcome.OK
+            for record, outcome in zip(records, outcomes, strict=False):
+                ended = outcome
+                if not ours:
+                    continue
                 if outcome is Outcome.OK or outcome is Outcome.DEAD_LETTERED:
                     committable = progress.finish(record.offset)
                     if committable is not None:
@@ -309,9 +366,11 @@ class Dispatcher:
                 elif outcome is Outcome.FAILED:
                     self._held = True
                     self.failure = self.failure or (record, None)
+            if len(outcomes) < len(records) and ended is Outcome.OK:
+                ended = Outcome.ABANDONED
             lane = self._lanes[lane_name]
             lane.popleft()
-            if outcome is Outcome.ABANDONED or outcome is Outcome.FAILED:
+            if ended is Outcome.ABANDONED or ended is Outcome.FAILED:
                 # Its partition's records behind it may not pass it: fetched again later.
                 self._drop_from(lane_name, {partition}, first=0)
                 lane = self._lanes.get(lane_name, deque())
@@ -326,6 +385,13 @@ class Dispatcher:
             self._changed.notify_all()
 
     # --- Under the lock -------------------------------------------------------------------
+
+    def _start_partial(self, partitions: Iterable[TopicPartition]) -> None:
+        """Start the short batches of *partitions* now: they go, or the consumer stops."""
+        for partition in partitions:
+            found = self._partial.pop(partition, None)
+            if found is not None:
+                self._enter((partition, found[0], self._progress[partition], partition))
 
     def _room(self) -> int:
         ahead = sum(progress.ahead for progress in self._progress.values())

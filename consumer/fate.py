@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import enum
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
 import structlog
@@ -63,10 +63,19 @@ def said(error: BaseException) -> str:
 
 
 def log_retrying(
-    log: Log, record: Record, attempts: int, error: BaseException, delay: float
+    log: Log,
+    record: Record,
+    attempts: int,
+    error: BaseException,
+    delay: float,
+    *,
+    records: int = 1,
 ) -> None:
+    """A record (or a batch of *records* from it on) is tried again after *delay*."""
+    batch = {"records": records} if records > 1 else {}
     log.warning(
         events.HANDLER_RETRYING,
+        **batch,
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
@@ -174,6 +183,17 @@ class Settle:
         span = None if self._spans is None else self._spans.start(record)
         outcome, error = self._settle(record, span)
         return self._ended(record, started, span, outcome, error)
+
+    def each(self, records: Sequence[Record]) -> Sequence[Outcome]:
+        """Settle the one record of a unit of work (``consumer/dispatch.py``)."""
+        return (self(records[0]),)
+
+    def counted(self, records: Sequence[Record], started: float) -> None:
+        """Count *records*, handled together since *started*, as handled."""
+        share = (time.perf_counter() - started) / len(records)
+        for record in records:
+            self._count(record, time.perf_counter() - share)
+        self._outcomes[Outcome.OK].inc(len(records))
 
     async def settle_async(self, record: Record) -> Outcome:
         """Settle *record* with an ``async def`` handler, on the event loop; what blocks

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import structlog
 
 from common import events, message
-from common.config import takes_a_record
+from common.config import BATCH_MARK, takes_a_record, takes_batches
 from consumer.records import shown, shown_headers, shown_timestamp
 
 
@@ -59,6 +59,30 @@ class Record(NamedTuple):
 Handler = Callable[[Record], object]
 #: An ``async def`` handler: awaited once per record, on the process's event loop.
 AsyncHandler = Callable[[Record], Awaitable[object]]
+#: A handler marked :func:`batch`: called with records of one partition, in offset order.
+BatchHandler = Callable[[Sequence[Record]], object]
+
+_B = TypeVar("_B", bound=Callable[..., object])
+
+
+def batch(handler: _B) -> _B:
+    """Mark *handler* as taking a batch: a sequence of records of one partition, in
+    offset order, up to ``CONSUMER_BATCH_MAX_RECORDS``, for work cheaper in bulk (one
+    transaction, one request). Mark the factory's handler, or the function named.
+    """
+    setattr(handler, BATCH_MARK, True)
+    return handler
+
+
+class BatchFailed(Exception):
+    """Raise it from a batch handler to name the record that failed, by its index in the
+    batch: the records before it are done, it alone is retried (and dead-lettered when
+    its tries are spent), and those after it come again as a batch."""
+
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(f"record {index} of the batch failed: {type(error).__name__}: {error}")
+        self.index = index
+        self.error = error
 
 
 def is_async(handler: object) -> bool:
@@ -129,7 +153,31 @@ def _on_loop(run: Callable[[Awaitable[Any]], Any] | None) -> Callable[[Awaitable
 
 
 class HandlerInvalid(Exception):
-    """What ``CONSUMER_HANDLER``'s factory gave is not a handler."""
+    """What ``CONSUMER_HANDLER``'s factory gave is not a handler, or not one the settings
+    can run."""
+
+
+def check_fits(handler: object, *, ordering: str, batch_settings: Collection[str]) -> None:
+    """HandlerInvalid when *handler* cannot run with these settings: batch settings
+    (*batch_settings*, the variables set) for a handler of one record, or a batch
+    handler in an order other than ``partition``, or an ``async def`` one."""
+    if not takes_batches(handler):
+        if batch_settings:
+            raise HandlerInvalid(
+                f"{', '.join(sorted(batch_settings))} is set, and CONSUMER_HANDLER takes one "
+                "record: mark it @consumer.handler.batch, or unset it"
+            )
+        return
+    if is_async(handler):
+        raise HandlerInvalid(
+            "CONSUMER_HANDLER is an async def batch handler, which cannot run yet: "
+            "make it a plain function, or take one record"
+        )
+    if ordering != "partition":
+        raise HandlerInvalid(
+            f"CONSUMER_ORDERING={ordering} with a batch handler: a batch is records of one "
+            "partition in offset order; use CONSUMER_ORDERING=partition"
+        )
 
 
 def _checked(handler: object) -> Handler:
@@ -186,11 +234,14 @@ def _log_record(log: structlog.typing.FilteringBoundLogger, record: Record) -> N
 
 __all__ = [
     "AsyncHandler",
+    "BatchFailed",
+    "BatchHandler",
     "DependencyUnavailable",
     "Handler",
     "HandlerInvalid",
     "Record",
     "RecordRefused",
+    "batch",
     "log_records",
     "opened",
 ]

@@ -44,19 +44,14 @@ from consumer.client import ConsumerClient, ConsumerRecord, Offsets, TopicPartit
 from consumer.dead_letter import DeadLetterFailed, DeadLetters
 from consumer.dispatch import Dispatcher
 from consumer.event_loop import EventLoop
-from consumer.fate import (
-    Settle,
-    log_dead_letter_failed,
-    log_dead_lettered,
-    log_failed,
-    log_retrying,
-)
-from consumer.handler import Handler, Record, is_async, log_records
+from consumer.fate import log_dead_letter_failed, log_dead_lettered, log_failed, log_retrying
+from consumer.handler import Handler, Record, log_records
 from consumer.membership import Membership
 from consumer.offsets import OffsetTracker, record_commit
 from consumer.rebalance import RebalanceListener, by_topic
 from consumer.retries import Pending, Retries
 from consumer.tracing import RecordSpans
+from consumer.workers import workers_for
 
 #: Longest a poll may block, so a stop request is seen within this.
 POLL_TIMEOUT_MS = 500
@@ -159,7 +154,15 @@ class ConsumerService:
         self._commit_due = 0.0
         self._throttle = ThrottleWatch(client.metrics)
         #: Set when records run side by side on workers: key or unordered, or async.
-        self._dispatcher = self._dispatcher_for(plan, self._handle, loop)
+        self._dispatcher = workers_for(
+            plan,
+            self._handle,
+            self._offsets,
+            dead_letters=dead_letters,
+            spans=self._spans,
+            log=self._log,
+            loop=loop,
+        )
         #: Partitions paused because the bound in flight was reached.
         self._paused_full: set[TopicPartition] = set()
         self._in_flight = (
@@ -169,39 +172,6 @@ class ConsumerService:
         metrics.MAX_IN_FLIGHT.labels(plan.topic).set(
             1 if self._dispatcher is None else self._dispatcher.bound
         )
-
-    def _dispatcher_for(
-        self, plan: ConsumerPlan, handle: Handler, loop: EventLoop | None
-    ) -> Dispatcher | None:
-        settings = plan.settings
-        if settings.ordering == "partition" and not is_async(handle):
-            return None
-        dispatcher: Dispatcher
-
-        def keeps(record: Record, seconds: float) -> bool:
-            return dispatcher.keeps(record, seconds)
-
-        settle = Settle(
-            handle,
-            plan.topic,
-            plan.group_id,
-            attempts=settings.retry_attempts,
-            backoff_s=(settings.retry_backoff_ms / 1000, settings.retry_backoff_max_ms / 1000),
-            dead_letters=self._dead_letters,
-            spans=self._spans,
-            log=self._log,
-            wait=keeps,
-            work_s=self._work_s,
-        )
-        bound, ordering = settings.max_in_flight, settings.ordering
-        if is_async(handle):
-            assert loop is not None, "an async handler runs on the process's event loop"
-            dispatcher = Dispatcher.on_loop(
-                settle.settle_async, loop.loop, ordering, bound, self._offsets, log=self._log
-            )
-        else:
-            dispatcher = Dispatcher(settle, ordering, bound, self._offsets, log=self._log)
-        return dispatcher
 
     def run(self) -> None:
         self._client.subscribe(
@@ -235,6 +205,10 @@ class ConsumerService:
         timeout_ms, max_records = POLL_TIMEOUT_MS, self._max_records
         if self._dispatcher is not None:
             timeout_ms, max_records = self._fit_room(self._dispatcher, max_records)
+            # A short batch waiting for more starts when its wait is over.
+            now = self._clock()
+            if (batch_due := self._dispatcher.flush(now)) is not None:
+                timeout_ms = min(timeout_ms, max(0, int((batch_due - now) * 1000)))
         kafka_compat.unblock_parked_fetches(self._client)
         try:
             batch = self._client.poll(timeout_ms=timeout_ms, max_records=max_records)
@@ -303,8 +277,9 @@ class ConsumerService:
                 self._hold_back(batch, next(iter(batch)))
             return
         dispatcher.go_on()
+        now = self._clock()
         for partition, records in batch.items():
-            dispatcher.submit(partition, records_of(records))
+            dispatcher.submit(partition, records_of(records), now)
         running, waiting = dispatcher.in_flight
         self._in_flight[0].set(running)
         self._in_flight[1].set(waiting)

@@ -10,12 +10,12 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import structlog
 
-from consumer.handler import DependencyUnavailable, Handler, Record, RecordRefused
+from consumer.handler import DependencyUnavailable, Handler, Record, RecordRefused, batch
 
 _log = structlog.get_logger()
 
@@ -156,3 +156,20 @@ async def waits_async(record: Record) -> None:
     while _stuck(record):
         await asyncio.sleep(0.05)
     _wait_and_log(record, began)
+
+
+@batch
+def logs_batches(records: Sequence[Record]) -> None:
+    """A batch handler: refuses a batch holding a value that starts with "poison" (the
+    consumer then hands its records over one at a time), else logs ``test.batch`` and
+    each record's ``test.handled``."""
+    if any((r.value or b"").startswith(b"poison") for r in records):
+        raise RecordRefused("a poison value in the batch")
+    _log.info("test.batch", partition=records[0].partition, offsets=[r.offset for r in records])
+    for record in records:
+        _handled(record)
+
+
+@batch
+async def async_batches(records: Sequence[Record]) -> None:
+    """Not runnable: an async def batch handler."""

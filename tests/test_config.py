@@ -273,6 +273,8 @@ MALFORMED = {
     "CONSUMER_ORDERING": ["sideways", "KEY ORDER", "per-key"],
     "CONSUMER_MAX_IN_FLIGHT": ["0", "-1", "many"],
     "CONSUMER_DRAIN_TIMEOUT_MS": ["-1", "8s"],
+    "CONSUMER_BATCH_MAX_RECORDS": ["0", "lots"],
+    "CONSUMER_BATCH_MAX_WAIT_MS": ["-5", "1s"],
 }
 #: Any text is a valid value for these (Kafka accepts any group or client id,
 #: any SASL user and password); a METRICS_HOST that cannot be bound is refused

@@ -13,7 +13,7 @@ import itertools
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 import structlog
@@ -339,9 +339,9 @@ def test_the_async_example_opens_on_the_loop_and_handles_each_order() -> None:
 def _dispatcher(
     handle: Callable[[Handled], object], offsets: OffsetTracker, bound: int = 4
 ) -> Dispatcher:
-    def settle(record: Handled) -> Outcome:
-        handle(record)
-        return Outcome.OK
+    def settle(records: Sequence[Handled]) -> Sequence[Outcome]:
+        handle(records[0])
+        return (Outcome.OK,)
 
     return Dispatcher(settle, "key", bound, offsets, log=structlog.get_logger())
 

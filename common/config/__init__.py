@@ -9,7 +9,7 @@ from common.config._env import env_names, env_variables
 from common.config._errors import ConfigError, load
 from common.config._files import file_variables, secret
 from common.config._kafka_args import ClientArgs, ConsumerArgs, ProducerArgs
-from common.config._named import takes_a_record
+from common.config._named import BATCH_MARK, takes_a_record, takes_batches
 from common.config._plan import (
     BOOTSTRAP_TIMEOUT_MS,
     Connection,
@@ -22,6 +22,7 @@ from common.config._settings import ConsumerSettings, KafkaSettings, ProducerSet
 from common.config._unread import unread_variables
 
 __all__ = [
+    "BATCH_MARK",
     "BOOTSTRAP_TIMEOUT_MS",
     "ClientArgs",
     "ConfigError",
@@ -48,5 +49,6 @@ __all__ = [
     "resolve",
     "secret",
     "takes_a_record",
+    "takes_batches",
     "unread_variables",
 ]

@@ -104,6 +104,15 @@ def takes_a_record(named: Callable[..., object]) -> bool:
     return _binds(named, None)
 
 
+#: The attribute ``consumer.handler.batch`` sets on a handler that takes a batch.
+BATCH_MARK = "__consumer_takes_batches__"
+
+
+def takes_batches(named: object) -> bool:
+    """Whether *named* is marked ``@consumer.handler.batch``: it takes a sequence of records."""
+    return getattr(named, BATCH_MARK, False) is True
+
+
 def _takes_nothing(named: Callable[..., object]) -> bool:
     return _binds(named)
 

@@ -398,6 +398,20 @@ class ConsumerSettings(KafkaSettings):
         default=8_000,
         ge=0,
     )
+    batch_max_records: int = env(
+        "CONSUMER_BATCH_MAX_RECORDS",
+        description="With a batch handler (@consumer.handler.batch): most records of one "
+        "partition in one call",
+        default=500,
+        ge=1,
+    )
+    batch_max_wait_ms: int = env(
+        "CONSUMER_BATCH_MAX_WAIT_MS",
+        description="With a batch handler: longest a batch waits for more records before "
+        "it is handled short (0: the records one poll brought)",
+        default=0,
+        ge=0,
+    )
     dead_letter_topic: str | None = env(
         "CONSUMER_DEAD_LETTER_TOPIC",
         description="Topic (event hub) for records the handler gave up on, with headers "
