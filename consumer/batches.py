@@ -18,9 +18,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from opentelemetry.trace import Span
+
 from common.backoff import Backoff
-from consumer.fate import Log, Outcome, Settle, Waiter, gives_up, log_retrying
+from consumer.fate import Log, Outcome, Settle, Waiter, gives_up, inside, log_retrying
 from consumer.handler import BatchFailed, BatchHandler, DependencyUnavailable, Record
+from consumer.tracing import RecordSpans
 
 
 class SettleBatch:
@@ -35,7 +38,9 @@ class SettleBatch:
         backoff_s: tuple[float, float],
         log: Log,
         wait: Waiter,
+        spans: RecordSpans | None = None,
     ) -> None:
+        self._spans = spans
         self._handle = handle
         self._one = one_at_a_time
         self._attempts = attempts
@@ -70,11 +75,20 @@ class SettleBatch:
         """Call the handler on *records* until it returns, names a record, or its tries
         are spent: how many records are done, and whether the next one was named; None
         when it may be tried no more."""
+        span = None if self._spans is None else self._spans.start_batch(records)
+        try:
+            return self._tries(records, span)
+        finally:
+            if span is not None:
+                span.end()
+
+    def _tries(self, records: Sequence[Record], span: Span | None) -> tuple[int, bool] | None:
         backoff = Backoff(*self._backoff_s)
         attempts = 0
         while True:
             try:
-                self._handle(records)
+                with inside(span, record_exception=True):
+                    self._handle(records)
             except BatchFailed as failed:
                 if 0 <= failed.index < len(records):
                     return failed.index, True
@@ -91,7 +105,10 @@ class SettleBatch:
                 # Spent, or refused: one at a time, from the first record.
                 return 0, False
             delay = backoff.next()
-            log_retrying(self._log, records[0], attempts, error, delay, records=len(records))
+            with inside(span):
+                log_retrying(self._log, records[0], attempts, error, delay, records=len(records))
+            if span is not None:
+                span.add_event("retry", {"attempt": attempts + 1})
             if not self._wait(records[0], delay):
                 return None
 

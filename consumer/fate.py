@@ -228,7 +228,7 @@ class Settle:
             if self._work_s:
                 time.sleep(self._work_s)
             try:
-                with _inside(span, record_exception=True):
+                with inside(span, record_exception=True):
                     self._handle(record)
             except Exception as error:  # noqa: BLE001  (the user's code: any error is theirs)
                 attempts += 1
@@ -251,7 +251,7 @@ class Settle:
             if self._work_s:
                 await asyncio.sleep(self._work_s)
             try:
-                with _inside(span, record_exception=True):
+                with inside(span, record_exception=True):
                     await handle(record)
             except Exception as error:  # noqa: BLE001  (the user's code: any error is theirs)
                 attempts += 1
@@ -276,7 +276,7 @@ class Settle:
         """Say that *record* is tried again, and when: the wait in seconds."""
         delay = backoff.next()
         self._retried.inc()
-        with _inside(span):
+        with inside(span):
             log_retrying(self._log, record, attempts, error, delay)
         if span is not None:
             span.add_event("retry", {"attempt": attempts + 1})
@@ -292,12 +292,12 @@ class Settle:
     ) -> tuple[Outcome, BaseException]:
         dead_letters = self._dead_letters
         if dead_letters is None:
-            with _inside(span):
+            with inside(span):
                 log_failed(self._log, record, attempts, error)
             return Outcome.FAILED, error
         while True:
             try:
-                with _inside(span):
+                with inside(span):
                     written = dead_letters.write(
                         record, error, attempts, wait_s=dead_letters.timeout_s
                     )
@@ -341,7 +341,7 @@ class Settle:
             self._latency.observe_many((max(0.0, time.time() - sent_at),))
 
 
-def _inside(
+def inside(
     span: Span | None, *, record_exception: bool = False
 ) -> contextlib.AbstractContextManager[object]:
     """The record's span as the current one, when tracing: its lines carry its ids, and

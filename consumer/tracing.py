@@ -12,11 +12,18 @@ the consumer stops.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 
 from opentelemetry.context import attach, detach
-from opentelemetry.trace import Span, SpanKind, Tracer, set_span_in_context
+from opentelemetry.trace import (
+    Link,
+    Span,
+    SpanKind,
+    Tracer,
+    get_current_span,
+    set_span_in_context,
+)
 from opentelemetry.util.types import AttributeValue
 
 from common.tracing import Tracing
@@ -24,6 +31,9 @@ from common.tracing import messaging as conventions
 from consumer.client import TopicPartition
 from consumer.dead_letter import exception_type
 from consumer.handler import Handler, Record
+
+#: Links a batch's span carries at most: the SDK keeps 128 by default.
+MAX_LINKS = 128
 
 
 class _Open:
@@ -88,6 +98,24 @@ class RecordSpans:
     def start(self, record: Record) -> Span:
         """A record's span, for a caller that holds it itself (a worker, across its tries)."""
         return self._start(record)
+
+    def start_batch(self, records: Sequence[Record]) -> Span:
+        """A batch's span: no parent, as the conventions have it for a batch, and a link
+        to the trace each record came with (at most MAX_LINKS)."""
+        links = []
+        for record in records[:MAX_LINKS]:
+            parent = self._tracing.parent_of(
+                record.headers, record.topic, record.partition, record.offset
+            )
+            if parent.context is not None:
+                links.append(Link(get_current_span(parent.context).get_span_context()))
+        attributes = dict(self._attributes)
+        attributes[conventions.PARTITION] = str(records[0].partition)
+        attributes[conventions.OFFSET] = records[0].offset
+        attributes[conventions.BATCH_COUNT] = len(records)
+        return self._tracer.start_span(
+            self._name, kind=SpanKind.CONSUMER, attributes=attributes, links=links
+        )
 
     @staticmethod
     def failed(span: Span, outcome: str, error: BaseException) -> None:

@@ -65,6 +65,7 @@ def workers_for(
             backoff_s=backoff_s,
             log=log,
             wait=keeps,
+            spans=spans,
         )
         dispatcher = Dispatcher(
             in_batches,

@@ -22,9 +22,11 @@ from common.testing import (
     FakeDeadLetterProducer,
     LogConsumer,
     Record,
+    SpanRecorder,
     TopicPartition,
     records,
 )
+from common.tracing import Tracing
 from consumer.dead_letter import DeadLetters
 from consumer.handler import (
     BatchFailed,
@@ -92,6 +94,7 @@ def _run(
     until: Callable[[], bool],
     *,
     dead_letters: FakeDeadLetterProducer | None = None,
+    tracing: Tracing | None = None,
     **settings: object,
 ) -> None:
     shutdown = Shutdown()
@@ -103,7 +106,13 @@ def _run(
         letters = DeadLetters("dlt", "g", lambda: dead_letters, timeout_s=5.0)
         letters.start()
     service = ConsumerService(
-        _plan(**settings), client, Health(), shutdown, handler=batch(handler), dead_letters=letters
+        _plan(**settings),
+        client,
+        Health(),
+        shutdown,
+        handler=batch(handler),
+        dead_letters=letters,
+        tracing=tracing,
     )
     try:
         service.run()
@@ -254,3 +263,26 @@ def test_at_start_a_mismatch_is_one_line_and_exit_2(env: dict[str, str], said: s
     line = one_line(result, "service.failed")
     assert line["reason"] == "handler_invalid"
     assert said in str(line["error"])
+
+
+def test_a_batch_is_one_process_span_linked_to_each_records_trace() -> None:
+    recorder = SpanRecorder()
+    try:
+        traced = [
+            Record(
+                TOPIC, 0, n, headers=(("traceparent", f"00-{n + 1:032x}-{n + 1:016x}-01".encode()),)
+            )
+            for n in range(3)
+        ]
+        handler = Batches(lambda b: None)
+        client = _log(p0=traced)
+        _run(client, handler, lambda: len(handler.done) == 3, tracing=recorder.tracing)
+        spans = recorder.spans()
+    finally:
+        recorder.close()
+
+    (span,) = [s for s in spans if s.name == f"process {TOPIC}"]
+    assert span.attributes is not None
+    assert span.attributes["messaging.batch.message_count"] == 3
+    assert span.parent is None
+    assert [link.context.trace_id for link in span.links] == [1, 2, 3]

@@ -24,6 +24,7 @@ KEY = "messaging.kafka.message.key"
 TOMBSTONE = "messaging.kafka.message.tombstone"
 BODY_SIZE = "messaging.message.body.size"
 CLIENT_ID = "messaging.client.id"
+BATCH_COUNT = "messaging.batch.message_count"
 ERROR_TYPE = "error.type"
 
 
