@@ -17,15 +17,7 @@ from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.failure import ServiceFailed
 from common.health import Health
 from common.shutdown import Shutdown
-from common.testing import (
-    FakeConsumer,
-    FakeDeadLetterProducer,
-    LogConsumer,
-    Record,
-    SpanRecorder,
-    TopicPartition,
-    records,
-)
+from common.testing import SpanRecorder
 from common.tracing import Tracing
 from consumer.dead_letter import DeadLetters
 from consumer.handler import (
@@ -38,6 +30,14 @@ from consumer.handler import (
 )
 from consumer.handler import Record as Handled
 from consumer.service import ConsumerService
+from consumer.testing import (
+    FakeConsumer,
+    FakeDeadLetterProducer,
+    LogConsumer,
+    Record,
+    TopicPartition,
+    records,
+)
 from tests.offline import one_line, run
 
 TOPIC = "t"

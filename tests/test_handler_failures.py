@@ -16,19 +16,13 @@ from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.failure import ServiceFailed
 from common.health import Health
 from common.shutdown import Shutdown
-from common.testing import (
-    FakeDeadLetterProducer,
-    LogConsumer,
-    ManualClock,
-    Record,
-    TopicPartition,
-    records,
-)
+from common.testing import ManualClock
 from consumer import dead_letter
 from consumer.dead_letter import DeadLetters
 from consumer.handler import DependencyUnavailable, RecordRefused
 from consumer.handler import Record as Handled
 from consumer.service import ConsumerService
+from consumer.testing import FakeDeadLetterProducer, LogConsumer, Record, TopicPartition, records
 
 TOPIC = "t"
 #: How long a dead letter's write may take, as kafka-python's delivery timeout says.

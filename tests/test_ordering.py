@@ -22,13 +22,6 @@ from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.failure import ServiceFailed
 from common.health import Health
 from common.shutdown import Shutdown
-from common.testing import (
-    FakeConsumer,
-    FakeDeadLetterProducer,
-    LogConsumer,
-    Record,
-    TopicPartition,
-)
 from consumer.dead_letter import DeadLetters
 from consumer.dispatch import AHEAD_PER_SLOT, Dispatcher
 from consumer.event_loop import EventLoop
@@ -38,6 +31,13 @@ from consumer.handler import RecordRefused, opened
 from consumer.offsets import OffsetTracker
 from consumer.rebalance import RebalanceListener
 from consumer.service import ConsumerService
+from consumer.testing import (
+    FakeConsumer,
+    FakeDeadLetterProducer,
+    LogConsumer,
+    Record,
+    TopicPartition,
+)
 from examples import lookups
 
 TOPIC = "t"

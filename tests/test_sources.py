@@ -22,12 +22,12 @@ from common.config import ProducerPlan, ProducerSettings, load, resolve
 from common.failure import ServiceFailed
 from common.health import Health
 from common.shutdown import Shutdown
-from common.testing import FakeProducer, FakeSendFuture
 from examples import signups
 from producer import stdin
 from producer.feed import Feed
 from producer.service import ProducerService
 from producer.source import Outgoing, Prepared, Skipped
+from producer.testing import FakeProducer, FakeSendFuture
 from tests import sources
 
 

@@ -16,23 +16,16 @@ from common.config import ConsumerSettings, ProducerSettings, load, resolve
 from common.failure import ServiceFailed
 from common.health import Health
 from common.shutdown import Shutdown
-from common.testing import (
-    FakeDeadLetterProducer,
-    FakeProducer,
-    FakeSendFuture,
-    LogConsumer,
-    ManualClock,
-    Record,
-    SpanRecorder,
-    TopicPartition,
-)
+from common.testing import ManualClock, SpanRecorder
 from consumer.dead_letter import DeadLetters
 from consumer.handler import Record as Handled
 from consumer.handler import RecordRefused
 from consumer.service import ConsumerService
+from consumer.testing import FakeDeadLetterProducer, LogConsumer, Record, TopicPartition
 from producer.feed import Feed
 from producer.service import ProducerService
 from producer.source import Outgoing
+from producer.testing import FakeProducer, FakeSendFuture
 
 TOPIC = "orders"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
