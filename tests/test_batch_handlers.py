@@ -46,8 +46,9 @@ P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
 RUN_S = 60
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def logs() -> Iterator[list[dict[str, object]]]:
+    """Every test's lines, captured: the loops and workers write none elsewhere."""
     with structlog.testing.capture_logs() as captured:
         yield captured
 

@@ -48,8 +48,9 @@ WAIT_S = 10
 RUN_S = 60
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def logs() -> Iterator[list[dict[str, object]]]:
+    """Every test's lines, captured: the loops and workers write none elsewhere."""
     with structlog.testing.capture_logs() as captured:
         yield captured
 
