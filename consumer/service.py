@@ -20,6 +20,7 @@ stops at the next partition: another member owns those records now.
 from __future__ import annotations
 
 import contextlib
+import enum
 import operator
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -75,10 +76,17 @@ def records_of(records: Iterable[ConsumerRecord]) -> Iterator[Record]:
 #: record; a poll of hundreds comes only at thousands of records a second,
 #: where a sample of each poll gives the same distribution.
 LATENCY_SAMPLES_PER_POLL = 64
-# What the loop does after the handler failed on a record.
-_DONE = 0  # it is behind us (dead-lettered): go on with the next record
-_HOLD = 1  # its partition waits for a retry: seek back to it, pause
-_STOP = 2  # nothing more can be done: commit what was done before it, and stop
+
+
+class _Then(enum.Enum):
+    """What the loop does after the handler failed on a record."""
+
+    #: It is behind us (dead-lettered): go on with the next record.
+    DONE = "done"
+    #: Its partition waits for a retry: seek back to it, pause.
+    HOLD = "hold"
+    #: Nothing more can be done: commit what was done before it, and stop.
+    STOP = "stop"
 
 
 class ConsumerService:
@@ -432,9 +440,9 @@ class ConsumerService:
             except Exception as exc:  # noqa: BLE001  (the user's code: any error is theirs)
                 with self._in_span(partition, ours):
                     then = self._failed(partition, ours, exc)
-                    if then == _STOP:
+                    if then is _Then.STOP:
                         stop = self._stopping(partition, ours, exc)
-                if then != _DONE:
+                if then is not _Then.DONE:
                     # Held back for the retry, not for lack of time.
                     tally.held += len(records) - done
                     break
@@ -492,8 +500,8 @@ class ConsumerService:
         if self._spans is not None:
             self._spans.done(partition, outcome, error)
 
-    def _failed(self, partition: TopicPartition, record: Record, error: BaseException) -> int:
-        """Decide what follows a failure of the handler on *record*: _DONE, _HOLD or _STOP."""
+    def _failed(self, partition: TopicPartition, record: Record, error: BaseException) -> _Then:
+        """Decide what follows a failure of the handler on *record*."""
         if isinstance(error, DeadLetterFailed):
             # Raised by _retry_pending: the dead letter itself failed again.
             pending = self._retries.pending(partition, record.offset)
@@ -505,16 +513,16 @@ class ConsumerService:
             self._outcomes["retried"].inc()
             log_retrying(self._log, record, pending.attempts, error, delay)
             self._hold(partition, record.offset)
-            return _HOLD
+            return _Then.HOLD
         if self._dead_letters is None:
-            return _STOP
+            return _Then.STOP
         try:
             self._dead_letter(partition, record, pending)
         except DeadLetterFailed as failed:
             return self._hold_for_dead_letter(partition, record, pending, failed)
         self._span_done(partition, "dead_lettered", pending.error or error)
         self._retries.done(partition)
-        return _DONE
+        return _Then.DONE
 
     def _dead_letter(self, partition: TopicPartition, record: Record, pending: Pending) -> None:
         assert self._dead_letters is not None
@@ -537,7 +545,7 @@ class ConsumerService:
 
     def _hold_for_dead_letter(
         self, partition: TopicPartition, record: Record, pending: Pending, failed: DeadLetterFailed
-    ) -> int:
+    ) -> _Then:
         """Nothing past a record whose dead letter failed is committed: it waits, and is
         written again when due; the handler is not called again for it."""
         pending.dead_letter_only = True
@@ -545,7 +553,7 @@ class ConsumerService:
         assert self._dead_letters is not None
         log_dead_letter_failed(self._log, record, self._dead_letters.topic, failed, delay)
         self._hold(partition, record.offset)
-        return _HOLD
+        return _Then.HOLD
 
     def _hold(self, partition: TopicPartition, offset: int) -> None:
         """Fetch *partition* again from *offset*, once its retry is due."""
