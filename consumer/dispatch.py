@@ -163,6 +163,11 @@ class Dispatcher:
             self._changed.wait_for(lambda: self._room() > 0, timeout_s)
             return self._room()
 
+    def taken(self) -> int:
+        """Records taken past the committable offsets: the window's use."""
+        with self._changed:
+            return sum(progress.ahead for progress in self._progress.values())
+
     @property
     def in_flight(self) -> tuple[int, int]:
         """Records running, and records waiting: behind others in their lanes, or for a

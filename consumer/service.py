@@ -56,6 +56,8 @@ from consumer.workers import workers_for
 
 #: Longest a poll may block, so a stop request is seen within this.
 POLL_TIMEOUT_MS = 500
+#: Shortest wait of a poll while workers have records: how often it commits, at most.
+COMMIT_WAKE_MS = 10
 #: How often partition lag is recomputed.
 LAG_INTERVAL_S = 1.0
 #: Our Records from kafka-python's, a batch at a time, in C: a Record's fields
@@ -158,6 +160,7 @@ class ConsumerService:
         self._poll_backoff = Backoff()
         self._topic_check_due = 0.0
         self._work_s = settings.simulated_work_ms / 1000
+        self._commit_interval_ms = plan.commit_interval_ms
         self._commit_interval_s = plan.commit_interval_ms / 1000
         self._commit_due = 0.0
         self._throttle = ThrottleWatch(client.metrics)
@@ -217,6 +220,9 @@ class ConsumerService:
             now = self._clock()
             if (batch_due := self._dispatcher.flush(now)) is not None:
                 timeout_ms = min(timeout_ms, max(0, int((batch_due - now) * 1000)))
+            if self._dispatcher.taken():
+                # Workers finish records while the poll waits: commit them on time.
+                timeout_ms = min(timeout_ms, max(COMMIT_WAKE_MS, self._commit_interval_ms))
         kafka_compat.unblock_parked_fetches(self._client)
         try:
             batch = self._client.poll(timeout_ms=timeout_ms, max_records=max_records)
