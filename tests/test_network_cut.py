@@ -1,7 +1,8 @@
-"""A consumer cut off from its broker for longer than its session timeout is expelled by
-the group; it handles nothing more as an expelled member, rejoins once the network heals,
-and starts again from the committed offsets: nothing lost, and no record handled twice
-beyond what was handled and not yet committed before it was expelled."""
+"""A consumer cut off from its broker for longer than its session timeout, one record at a
+time or records side by side in key order, is expelled by the group; it handles nothing
+more as an expelled member, rejoins once the network heals, and starts again from the
+committed offsets: nothing lost, and no record handled twice beyond what was handled and
+not yet committed before it was expelled."""
 
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ def _committed(bootstrap: str, group: str, topic: str) -> int:
 
 @pytest.mark.faults
 @pytest.mark.localkafka
+@pytest.mark.parametrize("ordering", ["partition", "key"])
 def test_a_consumer_cut_off_past_its_session_loses_nothing(
-    services: Services, own_broker: OwnBroker
+    services: Services, own_broker: OwnBroker, ordering: str
 ) -> None:
     bootstrap = own_broker.broker.plaintext
     port = int(bootstrap.rsplit(":", 1)[1])
@@ -45,7 +47,11 @@ def test_a_consumer_cut_off_past_its_session_loses_nothing(
     common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC": topic}
     producer = services.start("producer", **common, PRODUCER_RATE="50", LOG_MESSAGE_EVERY="1")
     consumer = services.start(
-        "consumer", **common, KAFKA_GROUP_ID=group, CONSUMER_HANDLER="tests.handlers:handle_all"
+        "consumer",
+        **common,
+        KAFKA_GROUP_ID=group,
+        CONSUMER_HANDLER="tests.handlers:handle_all",
+        CONSUMER_ORDERING=ordering,
     )
     services.wait_until(lambda: len(_handled(consumer)) >= 200, what="200 handled")
 
