@@ -113,8 +113,11 @@ class Dispatcher:
         #: Records started, per partition (also those of partitions forgotten): running, or
         #: ready for the next free worker.
         self._running: dict[TopicPartition, int] = {}
-        #: Records running, at most ``bound``; started ones past it wait here, in order.
+        #: Units of work (records, or batches) running, at most ``bound``; started ones
+        #: past it wait here, in order.
         self._active = 0
+        #: Units of work in the lanes: running, ready, or waiting.
+        self._entries = 0
         self._ready: deque[_Work] = deque()
         #: The loop's tasks, kept from the garbage collector until they end.
         self._tasks: set[asyncio.Task[None]] = set()
@@ -170,14 +173,10 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> tuple[int, int]:
-        """Records running, and records waiting: behind others in their lanes, or for a
-        free worker."""
+        """Records (with a batch handler, batches) running, and waiting: behind others in
+        their lanes, or for a free worker."""
         with self._changed:
-            taken = sum(len(work[1]) for lane in self._lanes.values() for work in lane)
-            running = sum(len(self._lanes[lane][0][1]) for lane in self._lanes) - sum(
-                len(self._lanes[lane][0][1]) for lane in self._stalled
-            )
-            return running, taken - running
+            return self._active, self._entries - self._active
 
     def submit(
         self, partition: TopicPartition, records: Iterable[Record], now: float = 0.0
@@ -228,6 +227,7 @@ class Dispatcher:
     def _enter(self, work: _Work) -> None:
         """Put *work* at the end of its lane; start it if the lane was free."""
         lane_name = work[3]
+        self._entries += 1
         lane = self._lanes.get(lane_name)
         if lane is not None:
             lane.append(work)
@@ -375,6 +375,7 @@ class Dispatcher:
                 ended = Outcome.ABANDONED
             lane = self._lanes[lane_name]
             lane.popleft()
+            self._entries -= 1
             if ended is Outcome.ABANDONED or ended is Outcome.FAILED:
                 # Its partition's records behind it may not pass it: fetched again later.
                 self._drop_from(lane_name, {partition}, first=0)
@@ -438,6 +439,7 @@ class Dispatcher:
             return
         kept = list(lane)[:first]
         kept += [work for work in list(lane)[first:] if work[0] not in partitions]
+        self._entries -= len(lane) - len(kept)
         if kept:
             self._lanes[lane_name] = deque(kept)
         else:

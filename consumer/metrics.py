@@ -58,8 +58,9 @@ COMMIT_FAILURES = Counter(
 RECORDS_IN_FLIGHT = Gauge(
     "consumer_records_in_flight",
     "Records taken from the topic and not done, when records run side by side "
-    "(CONSUMER_ORDERING key or unordered, or an async handler): running, or waiting "
-    "(behind a record of their key or partition, or for a free worker).",
+    "(CONSUMER_ORDERING key or unordered, or an async handler; with a batch handler, "
+    "batches): running, or waiting (behind a record of their key or partition, or for "
+    "a free worker).",
     ["messaging_destination_name", "state"],
 )
 MAX_IN_FLIGHT = Gauge(
