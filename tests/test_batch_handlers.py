@@ -8,18 +8,14 @@ stop that commits only what came before; mismatched settings refused at start.""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pytest
-import structlog
 
 from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.failure import ServiceFailed
-from common.health import Health
-from common.shutdown import Shutdown
 from common.testing import SpanRecorder
 from common.tracing import Tracing
-from consumer.dead_letter import DeadLetters
 from consumer.handler import (
     BatchFailed,
     DependencyUnavailable,
@@ -29,7 +25,6 @@ from consumer.handler import (
     check_fits,
 )
 from consumer.handler import Record as Handled
-from consumer.service import ConsumerService
 from consumer.testing import (
     FakeConsumer,
     FakeDeadLetterProducer,
@@ -38,19 +33,15 @@ from consumer.testing import (
     TopicPartition,
     records,
 )
+from tests.loops import run_until
 from tests.offline import one_line, run
 
 TOPIC = "t"
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
-#: Longest a consumer of these tests runs.
-RUN_S = 60
 
 
-@pytest.fixture(autouse=True)
-def logs() -> Iterator[list[dict[str, object]]]:
-    """Every test's lines, captured: the loops and workers write none elsewhere."""
-    with structlog.testing.capture_logs() as captured:
-        yield captured
+#: Every test's lines captured: the loops and workers write none elsewhere.
+pytestmark = pytest.mark.usefixtures("logs")
 
 
 def _plan(**settings: object) -> ConsumerPlan:
@@ -98,28 +89,10 @@ def _run(
     tracing: Tracing | None = None,
     **settings: object,
 ) -> None:
-    shutdown = Shutdown()
-    client.after_script = lambda: until() and shutdown.event.set()
-    watchdog = threading.Timer(RUN_S, shutdown.event.set)
-    watchdog.start()
-    letters = None
-    if dead_letters is not None:
-        letters = DeadLetters("dlt", "g", lambda: dead_letters, timeout_s=5.0)
-        letters.start()
-    service = ConsumerService(
-        _plan(**settings),
-        client,
-        Health(),
-        shutdown,
-        handler=batch(handler),
-        dead_letters=letters,
+    run_until(
+        _plan(**settings), client, batch(handler), until, dead_letters=dead_letters,
         tracing=tracing,
-    )
-    try:
-        service.run()
-    finally:
-        watchdog.cancel()
-    assert until(), f"stopped after {RUN_S} s with the records not all handled"
+    )  # fmt: skip
 
 
 def _log(**logs: list[Record]) -> LogConsumer:

@@ -6,10 +6,9 @@ the consumer stops, everything before the record committed and nothing after it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-import structlog
 from kafka.errors import KafkaTimeoutError
 
 from common.config import ConsumerPlan, ConsumerSettings, load, resolve
@@ -28,12 +27,6 @@ TOPIC = "t"
 #: How long a dead letter's write may take, as kafka-python's delivery timeout says.
 DELIVERY_TIMEOUT_S = 60.0
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
-
-
-@pytest.fixture
-def logs() -> Iterator[list[dict[str, object]]]:
-    with structlog.testing.capture_logs() as captured:
-        yield captured
 
 
 def _plan(**settings: object) -> ConsumerPlan:

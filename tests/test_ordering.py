@@ -13,16 +13,13 @@ import itertools
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import pytest
 import structlog
 
 from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.failure import ServiceFailed
-from common.health import Health
-from common.shutdown import Shutdown
-from consumer.dead_letter import DeadLetters
 from consumer.dispatch import AHEAD_PER_SLOT, Dispatcher
 from consumer.event_loop import EventLoop
 from consumer.fate import Outcome
@@ -39,20 +36,16 @@ from consumer.testing import (
     TopicPartition,
 )
 from examples import lookups
+from tests.loops import run_until
 
 TOPIC = "t"
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
 #: Longest a test waits for a handler's record to arrive; a failure, never a pace.
 WAIT_S = 10
-#: Longest a consumer of these tests runs.
-RUN_S = 60
 
 
-@pytest.fixture(autouse=True)
-def logs() -> Iterator[list[dict[str, object]]]:
-    """Every test's lines, captured: the loops and workers write none elsewhere."""
-    with structlog.testing.capture_logs() as captured:
-        yield captured
+#: Every test's lines captured: the loops and workers write none elsewhere.
+pytestmark = pytest.mark.usefixtures("logs")
 
 
 def _plan(**settings: object) -> ConsumerPlan:
@@ -123,31 +116,9 @@ def _run(
     loop: EventLoop | None = None,
     **settings: object,
 ) -> ConsumerService:
-    """Run the consumer until every record is read and *until* holds, then stop it; a
-    test whose records never all arrive fails after RUN_S, it does not hang."""
-    shutdown = Shutdown()
-    client.after_script = lambda: until() and shutdown.event.set()
-    watchdog = threading.Timer(RUN_S, shutdown.event.set)
-    watchdog.start()
-    letters = None
-    if dead_letters is not None:
-        letters = DeadLetters("dlt", "g", lambda: dead_letters, timeout_s=5.0)
-        letters.start()
-    service = ConsumerService(
-        _plan(**settings),
-        client,
-        Health(),
-        shutdown,
-        handler=handler,
-        dead_letters=letters,
-        loop=loop,
+    return run_until(
+        _plan(**settings), client, handler, until, dead_letters=dead_letters, loop=loop
     )
-    try:
-        service.run()
-    finally:
-        watchdog.cancel()
-    assert until(), f"stopped after {RUN_S} s with the records not all handled"
-    return service
 
 
 def _consumer(**logs: list[Record]) -> LogConsumer:
@@ -399,14 +370,33 @@ def test_a_revocation_finishes_what_the_partition_took_and_commits_it() -> None:
             release.wait(WAIT_S)
 
     dispatcher = _dispatcher(handle, offsets, bound=8)
-    listener = RebalanceListener(client, offsets, "g", drain=dispatcher, drain_timeout_s=WAIT_S)
+    looks: list[bool] = []
+
+    class Watched:
+        """The dispatcher as the listener drains it; the handler ends once it looks."""
+
+        def release(self, partitions: Collection[TopicPartition]) -> None:
+            dispatcher.release(partitions)
+
+        def busy(self, partitions: Collection[TopicPartition]) -> bool:
+            looks.append(dispatcher.busy(partitions))
+            release.set()
+            return looks[-1]
+
+        def forget(self, partitions: Collection[TopicPartition]) -> None:
+            dispatcher.forget(partitions)
+
+        def rewinds(self) -> dict[TopicPartition, int]:
+            return dispatcher.rewinds()
+
+    drain = Watched()
+    listener = RebalanceListener(client, offsets, "g", drain=drain, drain_timeout_s=WAIT_S)
     # Offset 0 runs; 1 and 2 share its key and wait behind it.
     dispatcher.submit(P0, _handled(0, "aaab"))
     started.wait(WAIT_S)
-    threading.Timer(0.05, release.set).start()  # the handler ends while the listener waits
     asyncio.run(listener.on_partitions_revoked({P0}))
 
-    assert release.is_set()
+    assert looks[0] is True  # the listener found records in flight, and waited for them
     assert client.committed() == {P0: 4}  # the waiting ones ran too, before the commit
     assert dispatcher.stop(WAIT_S)
 

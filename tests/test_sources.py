@@ -31,12 +31,6 @@ from producer.testing import FakeProducer, FakeSendFuture
 from tests import sources
 
 
-@pytest.fixture
-def logs() -> Iterator[list[dict[str, object]]]:
-    with structlog.testing.capture_logs() as captured:
-        yield captured
-
-
 def _plan(**settings: object) -> ProducerPlan:
     return resolve(
         load(
