@@ -9,7 +9,7 @@ The libraries under us speak from WARNING (everything at ``LOG_LEVEL=DEBUG``),
 and a line of theirs that repeats, such as kafka-python's "Connection failed"
 on every try while a broker is down, is written once per interval with a
 count of the ones held back. (Its lines about an unreachable group
-coordinator become ``coordinator.unavailable``: common/kafka_compat.py.)
+coordinator become ``coordinator.unavailable``: common/clients/_compat.py.)
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import TypeVar
 import structlog
 from kafka.errors import KafkaConfigurationError
 
-from common import events, kafka_compat
+from common import events
 from common.config import (
     ConfigError,
     ConsumerPlan,
@@ -77,7 +77,6 @@ def main(
     log = structlog.get_logger()
     for variable, meant in unread_variables(os.environ):
         log.warning(events.SETTING_UNREAD, variable=variable, did_you_mean=meant)
-    kafka_compat.install()
     if not security.verifies_tls:
         log.warning(events.TLS_VERIFICATION_DISABLED, setting="KAFKA_SSL_VERIFY=false")
 

@@ -2,7 +2,7 @@
 wrote a record, and tracing kept in memory.
 
 The stand-ins for kafka-python's clients live beside the Protocols they stand
-in for: ``producer/testing.py`` and ``consumer/testing.py``. A test scripts
+in for: ``common/clients/testing.py``. A test scripts
 what the broker does and reads back what the service did, in milliseconds,
 the way httpx's ``MockTransport`` stands in for the network; the promises
 users rely on are tested against Kafka itself.

@@ -6,7 +6,7 @@ connection for that long and records it in its own metrics registry, out of
 Prometheus' sight, and logs a warning per throttled answer: hundreds a minute
 under sustained throttling. This module copies its figures into Prometheus and
 says it in one ``broker.throttled`` line per interval; kafka-python's own
-warnings are dropped by ``common.kafka_compat``.
+warnings are dropped by ``common/clients/_compat.py``.
 """
 
 from __future__ import annotations

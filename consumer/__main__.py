@@ -3,10 +3,8 @@
 import contextlib
 import sys
 
-from kafka import KafkaConsumer, KafkaProducer
-
 from common import runner
-from common.client import connect
+from common.clients import Consumer, ConsumerClient, Producer, ProducerClient, connect
 from common.config import ConfigError, ConsumerPlan, ConsumerSettings, env_names, resolve
 from common.failure import ServiceFailed
 from common.health import Health
@@ -15,8 +13,7 @@ from common.runner import EXIT_CONFIG
 from common.shutdown import Shutdown
 from common.tracing import Tracing
 from consumer import replay
-from consumer.client import ConsumerClient
-from consumer.dead_letter import DeadLetterClient, DeadLetters
+from consumer.dead_letter import DeadLetters
 from consumer.event_loop import EventLoop
 from consumer.handler import Handler, HandlerInvalid, check_fits, opened
 from consumer.service import ConsumerService
@@ -38,7 +35,7 @@ def run(plan: ConsumerPlan, health: Health, shutdown: Shutdown, tracing: Tracing
             stack.callback(dead_letters.close)
             dead_letters.start()
         client: ConsumerClient | None = connect(
-            lambda: KafkaConsumer(**plan.kafka),
+            lambda: Consumer(**plan.kafka),
             shutdown,
             health,
             "consumer",
@@ -96,9 +93,9 @@ def _dead_letters(
     if topic is None or kafka is None:
         return None
 
-    def client() -> DeadLetterClient | None:
-        made: DeadLetterClient | None = connect(
-            lambda: KafkaProducer(**kafka),
+    def client() -> ProducerClient | None:
+        made: ProducerClient | None = connect(
+            lambda: Producer(**kafka),
             shutdown,
             health,
             "dead_letters",

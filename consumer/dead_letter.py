@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import threading
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable
 
 from kafka.errors import KafkaError
 from opentelemetry.trace import Link, Span, get_current_span
 
-from common import kafka_compat
+from common.clients import ProducerClient, RecordMetadata, SendFuture
 from common.failure import ServiceFailed
 from common.tracing import Tracing, parent_of
 from common.tracing import messaging as conventions
@@ -56,34 +55,6 @@ STACKTRACE_CHARS = 4_000
 
 class DeadLetterFailed(Exception):
     """The dead-letter topic did not take the record; it will be tried again."""
-
-
-class Written(Protocol):
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-
-
-class Answer(Protocol):
-    @property
-    def is_done(self) -> bool: ...
-    def get(self, timeout: float | None = None) -> Written: ...
-
-
-class DeadLetterClient(Protocol):
-    """``kafka.KafkaProducer``, as far as dead letters use it."""
-
-    def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-    ) -> Answer: ...
-    def partitions_for(self, topic: str) -> set[int] | None: ...
-    def close(self, timeout: float | None = None) -> None: ...
-    def metrics(self) -> Mapping[str, Mapping[str, float]]: ...
 
 
 def exception_type(error: BaseException) -> str:
@@ -135,7 +106,7 @@ class DeadLetters:
         self,
         topic: str,
         group_id: str,
-        connect: Callable[[], DeadLetterClient | None],
+        connect: Callable[[], ProducerClient | None],
         timeout_s: float,
         *,
         tracing: Tracing | None = None,
@@ -151,10 +122,10 @@ class DeadLetters:
         self._connect = connect
         #: Longest a write waits for the broker's acknowledgement.
         self.timeout_s = timeout_s
-        self._client: DeadLetterClient | None = None
+        self._client: ProducerClient | None = None
         # Writes not yet answered when their wait ran out, by the original's topic,
         # partition and offset: waited on again, never written twice.
-        self._unanswered: dict[tuple[str, int, int], Answer] = {}
+        self._unanswered: dict[tuple[str, int, int], SendFuture] = {}
         # Workers write side by side (consumer/dispatch.py); the client is shared.
         self._lock = threading.Lock()
 
@@ -175,7 +146,7 @@ class DeadLetters:
 
     def write(
         self, record: Record, error: BaseException, attempts: int, *, wait_s: float
-    ) -> Written:
+    ) -> RecordMetadata:
         """Write *record* and wait up to *wait_s* for the broker's acknowledgement.
 
         DeadLetterFailed if it is refused, or not acknowledged in time: the
@@ -211,7 +182,9 @@ class DeadLetters:
             links=links,
         )
 
-    def _write(self, record: Record, error: BaseException, attempts: int, wait_s: float) -> Written:
+    def _write(
+        self, record: Record, error: BaseException, attempts: int, wait_s: float
+    ) -> RecordMetadata:
         where = (record.topic, record.partition, record.offset)
         with self._lock:
             client = self._client_now()
@@ -237,7 +210,7 @@ class DeadLetters:
                 "waited for again"
             )
         except KafkaError as exc:
-            if kafka_compat.in_fatal_state(client):
+            if client.failed_for_good():
                 # kafka-python fails every later send of this client: start afresh.
                 self.close()
             raise DeadLetterFailed(f"{type(exc).__name__}: {exc}") from exc
@@ -249,7 +222,7 @@ class DeadLetters:
         if client is not None:
             client.close(timeout=self.timeout_s)
 
-    def _client_now(self) -> DeadLetterClient:
+    def _client_now(self) -> ProducerClient:
         if self._client is None:
             client = self._connect()
             if client is None:

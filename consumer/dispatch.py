@@ -41,7 +41,7 @@ import structlog
 from kafka import TopicPartition as KafkaTopicPartition
 
 from common import events
-from consumer.client import TopicPartition
+from common.clients import TopicPartition
 from consumer.fate import Outcome
 from consumer.handler import Record
 from consumer.offsets import OffsetTracker

@@ -22,8 +22,9 @@ from opentelemetry.trace import Span, use_span
 
 from common import events, message
 from common.backoff import Backoff
+from common.clients import RecordMetadata
 from consumer import metrics
-from consumer.dead_letter import DeadLetterFailed, DeadLetters, Written, exception_type
+from consumer.dead_letter import DeadLetterFailed, DeadLetters, exception_type
 from consumer.handler import DependencyUnavailable, Record, RecordRefused
 from consumer.tracing import RecordSpans
 
@@ -88,7 +89,13 @@ def log_retrying(
 
 
 def log_dead_lettered(
-    log: Log, record: Record, attempts: int, error: BaseException, *, topic: str, written: Written
+    log: Log,
+    record: Record,
+    attempts: int,
+    error: BaseException,
+    *,
+    topic: str,
+    written: RecordMetadata,
 ) -> None:
     log.warning(
         events.RECORD_DEAD_LETTERED,

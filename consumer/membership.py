@@ -16,8 +16,8 @@ import time
 import structlog
 from kafka.structs import MemberState
 
-from common import events, kafka_compat
-from consumer.client import ConsumerClient
+from common import events
+from common.clients import ConsumerClient
 
 
 class Membership:
@@ -39,7 +39,7 @@ class Membership:
         """False when the group has, or may have, given our partitions to another member."""
         if self._client.group_metadata().state == MemberState.UNJOINED:
             return False  # kafka-python's heartbeat thread heard it: expelled
-        answered = kafka_compat.last_heartbeat_answer(self._client)
+        answered = self._client.last_heartbeat_answer()
         if answered is None:
             return True
         silent_s = time.monotonic() - max(answered, self._joined_at)

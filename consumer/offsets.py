@@ -9,8 +9,8 @@ import structlog
 from kafka import OffsetAndMetadata
 
 from common import events
+from common.clients import Offsets, TopicPartition
 from consumer import metrics
-from consumer.client import Offsets, TopicPartition
 
 
 class OffsetTracker:

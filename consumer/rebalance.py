@@ -15,9 +15,9 @@ import structlog
 from kafka import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 
-from common import events, kafka_compat
+from common import events
+from common.clients import ConsumerClient, TopicPartition
 from consumer import metrics
-from consumer.client import ConsumerClient, TopicPartition
 from consumer.offsets import OffsetTracker, record_commit
 
 
@@ -90,7 +90,7 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         drain.release(partitions)
         deadline = time.monotonic() + self._drain_timeout_s
         while drain.busy(partitions) and time.monotonic() < deadline:
-            await kafka_compat.io_sleep(self._consumer, DRAIN_CHECK_S)
+            await self._consumer.io_sleep(DRAIN_CHECK_S)
         if drain.busy(partitions):
             self._log.warning(
                 events.RECORDS_ABANDONED,

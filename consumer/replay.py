@@ -25,10 +25,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 from kafka.errors import KafkaError
 
-from common import events, kafka_compat
+from common import events
+from common.clients import Consumer, ConsumerRecord, Producer, ProducerClient
 from common.config import (
     ConfigError,
     ConsumerPlan,
@@ -42,8 +43,6 @@ from common.failure import ServiceFailed
 from common.logging import configure
 from common.runner import EXIT_CONFIG, EXIT_REFUSED
 from consumer import dead_letter
-from consumer.client import ConsumerRecord
-from consumer.dead_letter import DeadLetterClient
 
 #: Longest one send may wait for its acknowledgement.
 SEND_TIMEOUT_S = 60.0
@@ -92,7 +91,7 @@ def _text(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, str]:
 
 
 def replay_one(
-    record: ConsumerRecord, filters: Filters, producer: DeadLetterClient, tally: Tally
+    record: ConsumerRecord, filters: Filters, producer: ProducerClient, tally: Tally
 ) -> None:
     """Write one dead letter back, if it matches; count what became of it."""
     log = structlog.get_logger()
@@ -135,12 +134,10 @@ def replay(plan: ConsumerPlan, filters: Filters) -> Tally:
     topic = plan.settings.dead_letter_topic
     assert topic is not None
     assert plan.dead_letter_kafka is not None
-    reader = KafkaConsumer(**plan.kafka)
-    producer = KafkaProducer(**plan.dead_letter_kafka)
+    reader = Consumer(**plan.kafka)
+    producer = Producer(**plan.dead_letter_kafka)
     tally = Tally()
     try:
-        kafka_compat.honour_auto_creation_setting(reader)
-        kafka_compat.honour_auto_creation_setting(producer)
         partitions = [
             TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())
         ]
@@ -203,7 +200,6 @@ def main(argv: Sequence[str]) -> int:
         secrets=plan.secrets,
         secret_patterns=[TOKEN_PATTERN] if entra else [],
     )
-    kafka_compat.install()
     started = time.monotonic()
     log = structlog.get_logger()
     try:

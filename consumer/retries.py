@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from common.backoff import Backoff
-from consumer.client import TopicPartition
+from common.clients import TopicPartition
 from consumer.fate import gives_up
 
 

@@ -31,8 +31,9 @@ import structlog
 from kafka.errors import InconsistentGroupProtocolError, KafkaError, UnsupportedCodecError
 from kafka.structs import MemberState
 
-from common import events, kafka_compat, message
+from common import events, message
 from common.backoff import Backoff
+from common.clients import ConsumerClient, ConsumerRecord, Offsets, TopicPartition
 from common.config import ConsumerPlan
 from common.failure import ServiceFailed
 from common.health import Health
@@ -41,7 +42,6 @@ from common.throttle import ThrottleWatch
 from common.topics import MissingTopic
 from common.tracing import Tracing
 from consumer import metrics
-from consumer.client import ConsumerClient, ConsumerRecord, Offsets, TopicPartition
 from consumer.dead_letter import DeadLetterFailed, DeadLetters
 from consumer.dispatch import Dispatcher
 from consumer.event_loop import EventLoop
@@ -223,7 +223,6 @@ class ConsumerService:
             if self._dispatcher.taken():
                 # Workers finish records while the poll waits: commit them on time.
                 timeout_ms = min(timeout_ms, max(COMMIT_WAKE_MS, self._commit_interval_ms))
-        kafka_compat.unblock_parked_fetches(self._client)
         try:
             batch = self._client.poll(timeout_ms=timeout_ms, max_records=max_records)
         except UnsupportedCodecError as exc:

@@ -26,9 +26,9 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util.types import AttributeValue
 
+from common.clients import TopicPartition
 from common.tracing import Tracing
 from common.tracing import messaging as conventions
-from consumer.client import TopicPartition
 from consumer.dead_letter import exception_type
 from consumer.handler import Handler, Record
 

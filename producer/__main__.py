@@ -3,10 +3,8 @@
 import sys
 from collections.abc import Iterable
 
-from kafka import KafkaProducer
-
 from common import runner
-from common.client import connect
+from common.clients import Producer, ProducerClient, connect
 from common.config import ProducerPlan, ProducerSettings, resolve
 from common.failure import ServiceFailed
 from common.health import Health
@@ -14,7 +12,6 @@ from common.runner import EXIT_CONFIG
 from common.shutdown import Shutdown
 from common.tracing import Tracing
 from producer import stdin
-from producer.client import ProducerClient
 from producer.feed import Feed
 from producer.service import ProducerService
 
@@ -27,7 +24,7 @@ DESCRIPTION = (
 def run(plan: ProducerPlan, health: Health, shutdown: Shutdown, tracing: Tracing) -> None:
     def new_client() -> ProducerClient | None:
         return connect(
-            lambda: KafkaProducer(**plan.kafka),
+            lambda: Producer(**plan.kafka),
             shutdown,
             health,
             "producer",

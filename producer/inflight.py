@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from producer.client import Outcome, SendFuture
+from common.clients import Outcome, SendFuture
 
 #: Most bytes of messages left unanswered before the loop waits for answers.
 #: Without a bound, a producer at rate 0 queued far faster than kafka-python's

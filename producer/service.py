@@ -22,8 +22,9 @@ import structlog
 from kafka.errors import KafkaError, KafkaTimeoutError, UnsupportedForMessageFormatError
 from opentelemetry.trace import Span, use_span
 
-from common import events, kafka_compat, message
+from common import events, message
 from common.backoff import Backoff
+from common.clients import ProducerClient, RecordMetadata
 from common.config import ProducerPlan
 from common.failure import ServiceFailed
 from common.health import Health
@@ -34,7 +35,6 @@ from common.topics import MissingTopic
 from common.tracing import Tracing, with_context
 from common.tracing.messaging import delivered, failed, send_span
 from producer import metrics
-from producer.client import ProducerClient, RecordMetadata
 from producer.feed import Feed
 from producer.inflight import InFlight, limit_for
 from producer.pace import Pace
@@ -165,7 +165,7 @@ class ProducerService:
                 self._log.info(events.TOPIC_READY, topic=self._topic, partitions=len(partitions))
                 return True
             delay = backoff.next()
-            if error is None or kafka_compat.unknown_since(self._topic, asked):
+            if error is None or client.heard_topic_missing(self._topic, asked):
                 # The broker answered, and knows no such topic.
                 self._health.set_ready(False, missing.why)
                 missing.found_missing()
@@ -394,7 +394,7 @@ class ProducerService:
             return True  # the loop ends; no client can fix that
         error, self._gave_up_on = self._gave_up_on, None
         client = self._client
-        if error is not None and client is not None and kafka_compat.in_fatal_state(client):
+        if error is not None and client is not None and client.failed_for_good():
             self._log.error(
                 events.PRODUCER_CLIENT_FAILED,
                 error=error,
@@ -465,4 +465,4 @@ class ProducerService:
         try:
             client.close(timeout=timeout)
         except KafkaError:
-            kafka_compat.force_close(client)
+            client.force_close()

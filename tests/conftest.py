@@ -20,7 +20,8 @@ from prometheus_client.metrics import MetricWrapperBase
 import consumer.metrics
 import localkafka
 import producer.metrics
-from common import kafka_compat, message, throttle
+from common import message, throttle
+from common.clients import install_workarounds
 from common.config import ConsumerSettings, ProducerSettings, env_variables
 from common.histogram import BatchHistogram
 from common.tracing import metrics as tracing_metrics
@@ -34,7 +35,7 @@ from tests.postgres import PostgresServer
 T = TypeVar("T")
 
 # The test's own clients reach the Event Hubs front as the services do.
-kafka_compat.install()
+install_workarounds()
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from common.clients.testing import FakeConsumer, FakeProducer
 from common.config import ConsumerPlan
 from common.health import Health
 from common.shutdown import Shutdown
@@ -14,7 +15,6 @@ from consumer.dead_letter import DeadLetters
 from consumer.event_loop import EventLoop
 from consumer.handler import Handler
 from consumer.service import ConsumerService
-from consumer.testing import FakeConsumer, FakeDeadLetterProducer
 
 #: Longest a consumer of these tests runs.
 RUN_S = 60
@@ -26,7 +26,7 @@ def run_until(
     handler: Handler,
     until: Callable[[], bool],
     *,
-    dead_letters: FakeDeadLetterProducer | None = None,
+    dead_letters: FakeProducer | None = None,
     loop: EventLoop | None = None,
     tracing: Tracing | None = None,
 ) -> ConsumerService:

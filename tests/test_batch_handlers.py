@@ -12,6 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 
+from common.clients.testing import (
+    FakeConsumer,
+    FakeProducer,
+    LogConsumer,
+    Record,
+    TopicPartition,
+    records,
+)
 from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.failure import ServiceFailed
 from common.testing import SpanRecorder
@@ -25,14 +33,6 @@ from consumer.handler import (
     check_fits,
 )
 from consumer.handler import Record as Handled
-from consumer.testing import (
-    FakeConsumer,
-    FakeDeadLetterProducer,
-    LogConsumer,
-    Record,
-    TopicPartition,
-    records,
-)
 from tests.loops import run_until
 from tests.offline import one_line, run
 
@@ -85,7 +85,7 @@ def _run(
     handler: Batches,
     until: Callable[[], bool],
     *,
-    dead_letters: FakeDeadLetterProducer | None = None,
+    dead_letters: FakeProducer | None = None,
     tracing: Tracing | None = None,
     **settings: object,
 ) -> None:
@@ -141,7 +141,7 @@ def test_without_a_wait_each_poll_is_its_own_batch() -> None:
 def test_a_failing_batch_is_retried_then_handed_over_one_at_a_time(
     logs: list[dict[str, object]],
 ) -> None:
-    letters = FakeDeadLetterProducer()
+    letters = FakeProducer.acknowledging()
     handler = Batches(_poison(2))
     client = _log(p0=records(TOPIC, 0, range(5)))
     _run(client, handler, lambda: client.committed().get(P0) == 5, dead_letters=letters)
@@ -157,7 +157,7 @@ def test_a_failing_batch_is_retried_then_handed_over_one_at_a_time(
 
 
 def test_a_record_the_handler_names_is_handled_alone_and_the_rest_as_a_batch() -> None:
-    letters = FakeDeadLetterProducer()
+    letters = FakeProducer.acknowledging()
 
     def names_it(b: Sequence[Handled]) -> BaseException | None:
         offsets = [r.offset for r in b]

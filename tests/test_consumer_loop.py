@@ -11,13 +11,13 @@ import pytest
 import structlog
 from kafka.structs import MemberState
 
+from common.clients.testing import FakeConsumer, Record, TopicPartition, records
 from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.health import Health
 from common.shutdown import Shutdown
 from common.testing import ManualClock
 from consumer import metrics
 from consumer.service import ConsumerService
-from consumer.testing import FakeConsumer, Record, TopicPartition, records
 
 TOPIC = "t"
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)

@@ -17,7 +17,8 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError, RequestTimedOutError
 
 import localkafka
-from common import events, kafka_compat
+from common import events
+from common.clients import _compat as kafka_compat
 from tests.conftest import ManualClock, OwnBroker, Services
 
 

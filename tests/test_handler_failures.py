@@ -11,6 +11,13 @@ from collections.abc import Callable
 import pytest
 from kafka.errors import KafkaTimeoutError
 
+from common.clients.testing import (
+    FakeProducer,
+    LogConsumer,
+    Record,
+    TopicPartition,
+    records,
+)
 from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.failure import ServiceFailed
 from common.health import Health
@@ -21,7 +28,6 @@ from consumer.dead_letter import DeadLetters
 from consumer.handler import DependencyUnavailable, RecordRefused
 from consumer.handler import Record as Handled
 from consumer.service import ConsumerService
-from consumer.testing import FakeDeadLetterProducer, LogConsumer, Record, TopicPartition, records
 
 TOPIC = "t"
 #: How long a dead letter's write may take, as kafka-python's delivery timeout says.
@@ -67,7 +73,7 @@ class Recorder:
 def _run(
     client: LogConsumer,
     handler: Recorder,
-    dead_letters: FakeDeadLetterProducer | None = None,
+    dead_letters: FakeProducer | None = None,
     health: Health | None = None,
     **settings: object,
 ) -> ConsumerService:
@@ -129,12 +135,12 @@ def test_a_refused_record_is_dead_lettered_at_once_with_its_origin(
     ]
     client = _consumer(p0=log)
     handler = Recorder(lambda r, _: RecordRefused("bad schema") if r.value == b"poison" else None)
-    dlt = FakeDeadLetterProducer()
+    dlt = FakeProducer.acknowledging()
     _run(client, handler, dlt)
 
     assert handler.handled(0) == [0, 1, 2]  # refused: no retry
     (letter,) = dlt.sent
-    assert (letter.topic, letter.key, letter.value) == ("dlt", b"k", b"poison")
+    assert (letter.topic, letter.key, letter.payload) == ("dlt", b"k", b"poison")
     assert letter.headers[0] == ("trace", b"abc")  # the original's headers first
     assert letter.header(dead_letter.ORIGINAL_TOPIC) == TOPIC
     assert letter.header(dead_letter.ORIGINAL_PARTITION) == "0"
@@ -153,7 +159,7 @@ def test_a_refused_record_is_dead_lettered_at_once_with_its_origin(
 def test_a_record_whose_retries_are_spent_is_dead_lettered_and_the_rest_goes_on() -> None:
     client = _consumer(p0=records(TOPIC, 0, range(3)))
     handler = Recorder(lambda r, _: ValueError("no") if r.offset == 1 else None)
-    dlt = FakeDeadLetterProducer()
+    dlt = FakeProducer.acknowledging()
     _run(client, handler, dlt, retry_attempts=3)
 
     assert handler.handled(0) == [0, 1, 1, 1, 2]
@@ -167,12 +173,12 @@ def test_a_dead_letter_the_broker_refuses_holds_everything_after_it(
 ) -> None:
     client = _consumer(p0=records(TOPIC, 0, range(4)))
     handler = Recorder(lambda r, _: RecordRefused("no") if r.offset == 1 else None)
-    dlt = FakeDeadLetterProducer(refuse=2, error=KafkaTimeoutError("acks missing"))
+    dlt = FakeProducer.acknowledging(refuse=2, error=KafkaTimeoutError("acks missing"))
     committed_while_refusing: list[dict[TopicPartition, int]] = []
     original_send = dlt.send
 
     def send(*args: object, **kwargs: object) -> object:
-        if dlt.refuse:
+        if len(dlt.sent) < 2:  # the two refused
             committed_while_refusing.append(client.committed())
         return original_send(*args, **kwargs)  # type: ignore[arg-type]
 
@@ -181,7 +187,7 @@ def test_a_dead_letter_the_broker_refuses_holds_everything_after_it(
 
     # The handler gave up once; only the dead letter was tried again, until it was taken.
     assert handler.handled(0) == [0, 1, 2, 3]
-    assert len(dlt.sent) == 1
+    assert len(dlt.written()) == 1
     assert all(c.get(P0, 0) <= 1 for c in committed_while_refusing)
     assert client.committed() == {P0: 4}
     failed = [e for e in logs if e["event"] == "record.dead_letter_failed"]
@@ -197,7 +203,7 @@ def test_a_slow_dead_letter_never_holds_the_loop_past_the_batch_time(
     client = _consumer(p0=records(TOPIC, 0, range(6)))
     handler = Recorder(lambda r, _: RecordRefused("no") if r.offset in {1, 2} else None)
     assert client.clock is not None
-    dlt = FakeDeadLetterProducer(clock=client.clock, answer_after_s=12.0)
+    dlt = FakeProducer.acknowledging(clock=client.clock, after_s=12.0)
     _run(client, handler, dlt, max_poll_interval_ms=10_000)  # 5 s for a batch
 
     assert handler.handled(0) == [0, 1, 2, 3, 4, 5]
@@ -222,7 +228,7 @@ def test_a_dependency_that_is_down_is_waited_for_and_never_dead_lettered(
             DependencyUnavailable("db restarting") if r.offset == 0 and tries <= down_for else None
         )
     )
-    dlt = FakeDeadLetterProducer()
+    dlt = FakeProducer.acknowledging()
     _run(client, handler, dlt, retry_attempts=2, retry_backoff_max_ms=4_000)
 
     assert handler.handled(0) == [0] * (down_for + 1) + [1]
@@ -257,7 +263,7 @@ def test_without_a_dead_letter_topic_the_consumer_stops_on_the_record(
 
 
 def test_a_missing_dead_letter_topic_is_refused_at_start() -> None:
-    letters = DeadLetters("dlt", "g", lambda: FakeDeadLetterProducer(topics=set()), 1.0)
+    letters = DeadLetters("dlt", "g", lambda: FakeProducer(topics=()), 1.0)
     with pytest.raises(ServiceFailed) as failed:
         letters.start()
     assert failed.value.reason == "dead_letter_topic_missing"

@@ -12,13 +12,13 @@ import pytest
 from kafka.errors import InconsistentGroupProtocolError
 from kafka.net.selector import NetworkSelector
 
-from common import kafka_compat
+from common.clients import _compat as kafka_compat
 from tests.conftest import REPO
 
 
 def test_the_installed_kafka_python_is_the_one_the_workarounds_were_reviewed_for() -> None:
     assert kafka_compat.installed_version() == kafka_compat.REVIEWED_FOR, (
-        "kafka-python changed: review each function of common/kafka_compat.py against it, "
+        "kafka-python changed: review each function of common/clients/_compat.py against it, "
         "drop what it no longer needs, then set REVIEWED_FOR"
     )
 

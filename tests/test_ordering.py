@@ -18,6 +18,13 @@ from collections.abc import Callable, Collection, Sequence
 import pytest
 import structlog
 
+from common.clients.testing import (
+    FakeConsumer,
+    FakeProducer,
+    LogConsumer,
+    Record,
+    TopicPartition,
+)
 from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.failure import ServiceFailed
 from consumer.dispatch import AHEAD_PER_SLOT, Dispatcher
@@ -28,13 +35,6 @@ from consumer.handler import RecordRefused, opened
 from consumer.offsets import OffsetTracker
 from consumer.rebalance import RebalanceListener
 from consumer.service import ConsumerService
-from consumer.testing import (
-    FakeConsumer,
-    FakeDeadLetterProducer,
-    LogConsumer,
-    Record,
-    TopicPartition,
-)
 from examples import lookups
 from tests.loops import run_until
 
@@ -112,7 +112,7 @@ def _run(
     handler: Callable[[Handled], object],
     until: Callable[[], bool],
     *,
-    dead_letters: FakeDeadLetterProducer | None = None,
+    dead_letters: FakeProducer | None = None,
     loop: EventLoop | None = None,
     **settings: object,
 ) -> ConsumerService:
@@ -226,7 +226,7 @@ def test_a_refused_record_is_dead_lettered_and_the_rest_committed(
         if record.offset == 2:
             raise RecordRefused("bad value")
 
-    letters = FakeDeadLetterProducer()
+    letters = FakeProducer.acknowledging()
     calls = Calls(refuse)
     client = _consumer(p0=_keyed(0, "abcde"))
     _run(client, calls, lambda: calls.done == 5, dead_letters=letters)
@@ -289,7 +289,7 @@ def test_the_async_example_opens_on_the_loop_and_handles_each_order() -> None:
         Record(TOPIC, 0, n, value=f'{{"customer": "c{n % 3}"}}'.encode(), key=b"c%d" % (n % 3))
         for n in range(12)
     ] + [Record(TOPIC, 0, 12, value=b"not json", key=b"x")]
-    letters = FakeDeadLetterProducer()
+    letters = FakeProducer.acknowledging()
     loop = EventLoop()
     try:
         with opened(lookups.handler, 0, "g", loop.run) as handle:

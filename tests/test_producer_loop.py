@@ -10,13 +10,13 @@ import pytest
 import structlog
 
 from common import events
+from common.clients import ProducerClient
+from common.clients.testing import FakeProducer, FakeSendFuture
 from common.config import ProducerPlan, ProducerSettings, load, resolve
 from common.health import Health
 from common.shutdown import Shutdown
 from common.testing import ManualClock
-from producer.client import ProducerClient
 from producer.service import ProducerService
-from producer.testing import FakeProducer, FakeSendFuture
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ import pytest
 import structlog
 
 from common import events
+from common.clients.testing import FakeProducer, FakeSendFuture
 from common.config import ProducerPlan, ProducerSettings, load, resolve
 from common.failure import ServiceFailed
 from common.health import Health
@@ -27,7 +28,6 @@ from producer import stdin
 from producer.feed import Feed
 from producer.service import ProducerService
 from producer.source import Outgoing, Prepared, Skipped
-from producer.testing import FakeProducer, FakeSendFuture
 from tests import sources
 
 

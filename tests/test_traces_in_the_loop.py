@@ -12,6 +12,13 @@ import structlog
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
+from common.clients.testing import (
+    FakeProducer,
+    FakeSendFuture,
+    LogConsumer,
+    Record,
+    TopicPartition,
+)
 from common.config import ConsumerSettings, ProducerSettings, load, resolve
 from common.failure import ServiceFailed
 from common.health import Health
@@ -21,11 +28,9 @@ from consumer.dead_letter import DeadLetters
 from consumer.handler import Record as Handled
 from consumer.handler import RecordRefused
 from consumer.service import ConsumerService
-from consumer.testing import FakeDeadLetterProducer, LogConsumer, Record, TopicPartition
 from producer.feed import Feed
 from producer.service import ProducerService
 from producer.source import Outgoing
-from producer.testing import FakeProducer, FakeSendFuture
 
 TOPIC = "orders"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -46,7 +51,7 @@ def _consume(
     recorder: SpanRecorder,
     log: list[Record],
     handler: Callable[[Handled], None],
-    dead_letters: FakeDeadLetterProducer | None = None,
+    dead_letters: FakeProducer | None = None,
 ) -> LogConsumer:
     client = LogConsumer(TOPIC, polls=[], logs={TopicPartition(TOPIC, 0): log}, clock=ManualClock())
     shutdown = Shutdown()
@@ -135,7 +140,7 @@ def test_a_dead_lettered_record_fails_its_span_and_its_dead_letter_keeps_the_tra
         raise RecordRefused("bad schema")
 
     log = [Record(TOPIC, 0, 7, None, None, 0, (("traceparent", TRACEPARENT),))]
-    dlt = FakeDeadLetterProducer()
+    dlt = FakeProducer.acknowledging()
     _consume(recorder, log, refuse, dlt)
 
     send, process = recorder.spans()

@@ -23,7 +23,7 @@ from kafka.errors import (
     SaslAuthenticationFailedError,
 )
 
-from common import events, kafka_compat
+from common import events
 from common.backoff import Backoff
 from common.config import BOOTSTRAP_TIMEOUT_MS
 from common.failure import ServiceFailed
@@ -152,9 +152,7 @@ def connect(
 def _attempt(factory: Callable[[], Client]) -> Client:
     with _witness() as witness:
         try:
-            client = factory()
-            kafka_compat.honour_auto_creation_setting(client)
-            return client
+            return factory()
         except KafkaConfigurationError:
             raise  # settings kafka-python refuses: no retry can help
         except KafkaError as exc:

@@ -8,8 +8,9 @@ other: upgrading it is a deliberate step, in which each function below is
 checked again, against its reason and its upstream reference, and dropped
 once kafka-python no longer needs it.
 
-:func:`install` puts the process-wide ones in place, once, at start; the
-others are called where the services meet the client.
+Only the adapters of ``_kafka.py`` call these: :func:`install` puts the
+process-wide ones in place when the first client is made, and the others
+are applied in the client methods they concern.
 """
 
 from __future__ import annotations
