@@ -18,18 +18,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaConsumer, OffsetAndMetadata
+from kafka import OffsetAndMetadata
 
 from bench.runs import fresh_topic
 from bench.stats import summary
 from bench.throughput import prefill
 from common import message
+from common.clients import Consumer
 from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.health import Health
 from common.shutdown import Shutdown
 from consumer import metrics
 from consumer.handler import log_records
-from consumer.service import ConsumerService, records_of
+from consumer.in_order import InOrder, records_of
+from consumer.membership import Membership
+from consumer.offsets import OffsetTracker
 
 #: Records fetched once and processed again each round.
 RECORDS = 200_000
@@ -50,8 +53,8 @@ def _build(clock: message.Clock, size: int) -> tuple[bytes, bytes]:
     return message.encode("bench", 1, clock.stamp(), size)
 
 
-def _fetch(plan: ConsumerPlan, count: int) -> tuple[Any, list[dict[Any, list[Any]]]]:
-    client = KafkaConsumer(**plan.kafka)
+def _fetch(plan: ConsumerPlan, count: int) -> tuple[Consumer, list[Any]]:
+    client = Consumer(**plan.kafka)
     client.subscribe([plan.topic])
     batches, fetched = [], 0
     while fetched < count:
@@ -65,7 +68,7 @@ def _fetch(plan: ConsumerPlan, count: int) -> tuple[Any, list[dict[Any, list[Any
 def _consumer_steps(records: list[Any]) -> dict[str, float]:
     """Microseconds per message of each step of the consumer's loop, alone, on *values*.
 
-    The steps of ``ConsumerService._process_batch`` as it does them, so the
+    The steps of ``InOrder.handle`` as it does them, so the
     docs/performance.md can say where a consumed message's time goes.
     """
     values = [r.value for r in records]
@@ -171,7 +174,19 @@ def hotpath_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, A
         plan = resolve(load(ConsumerSettings, overrides))
         client, batches = _fetch(plan, max(1_000, int(RECORDS * scale)))
         try:
-            service = ConsumerService(plan, client, Health(), Shutdown())
+            # The default way records are handled: one at a time per partition.
+            in_order = InOrder(
+                client,
+                log_records(plan.settings.log_message_every, plan.group_id),
+                plan.settings,
+                OffsetTracker(),
+                Membership(client, plan.settings.session_timeout_ms, plan.group_id),
+                topic=plan.topic,
+                group_id=plan.group_id,
+                health=Health(),
+                shutdown=Shutdown(),
+                clock=time.perf_counter,
+            )
             records = sum(len(r) for batch in batches for r in batch.values())
             for _ in range(rounds):
                 for size in (100, 1024):
@@ -182,7 +197,7 @@ def hotpath_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, A
                 started = time.perf_counter()
                 for batch in batches:
                     # The loop itself, as the service runs it between two polls.
-                    service._process_batch(batch)
+                    in_order.handle(batch)
                 runs["consumer_batch_us"].append((time.perf_counter() - started) / records * 1e6)
                 fetched = [r for batch in batches for rs in batch.values() for r in rs]
                 for step, figure in _consumer_steps(fetched).items():

@@ -1,11 +1,11 @@
 """The fate of one record: handled, retried, dead-lettered, or the consumer stops.
 
-The policy (which failure is retried, for how long) and the lines that say
-what happened are written once, here, for both ways of running the handler:
-one record at a time on the polling thread (``consumer/service.py``, which
-pauses a partition instead of waiting), and side by side on workers
-(``consumer/dispatch.py``), where :class:`Settle` waits out a record's
-backoff on its worker, holding back only its key.
+The policy (which failure is retried, for how long), the lines that say
+what happened and the stop are written once, here, for both ways of running
+the handler: one record at a time on the polling thread
+(``consumer/in_order.py``, which pauses a partition instead of waiting), and
+side by side on workers (``consumer/dispatch.py``), where :class:`Settle`
+waits out a record's backoff on its worker, holding back only its key.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from opentelemetry.trace import Span, use_span
 from common import events, message
 from common.backoff import Backoff
 from common.clients import RecordMetadata
+from common.failure import ServiceFailed
+from common.health import Health
 from consumer import metrics
 from consumer.dead_letter import DeadLetterFailed, DeadLetters, exception_type
 from consumer.handler import DependencyUnavailable, Record, RecordRefused
@@ -56,6 +58,24 @@ def gives_up(error: BaseException, attempts: int, limit: int) -> bool:
     if isinstance(error, DependencyUnavailable):
         return False
     return isinstance(error, RecordRefused) or attempts >= limit
+
+
+def gave_up(health: Health, record: Record, error: BaseException | None = None) -> ServiceFailed:
+    """The stop, not ready from now on: the handler gave up on *record* with no dead-letter
+    topic, or (with *error*) our own code failed around it on a worker."""
+    where = f"{record.topic}[{record.partition}]@{record.offset}"
+    health.set_ready(False, f"stopping: the handler failed on {where}")
+    if error is not None:
+        return ServiceFailed(
+            "worker_failed",
+            f"the consumer failed around {where}; nothing from it on is committed",
+            cause=error,
+        )
+    return ServiceFailed(
+        "handler_failed",
+        f"the handler gave up on {where} and no CONSUMER_DEAD_LETTER_TOPIC is set; "
+        "everything before it is committed, and it is handled again at the next start",
+    )
 
 
 def said(error: BaseException) -> str:
