@@ -105,6 +105,7 @@ class SettleBatch:
                 # Spent, or refused: one at a time, from the first record.
                 return 0, False
             delay = backoff.next()
+            self._one.count_retried(len(records))
             with inside(span):
                 log_retrying(self._log, records[0], attempts, error, delay, records=len(records))
             if span is not None:

@@ -215,6 +215,10 @@ class Settle:
         """Settle the one record of a unit of work (``consumer/dispatch.py``)."""
         return (self(records[0]),)
 
+    def count_retried(self, records: int) -> None:
+        """Count *records*, failed together, as to be tried again."""
+        self._retried.inc(records)
+
     def counted(self, records: Sequence[Record], started: float) -> None:
         """Count *records*, handled together since *started*, as handled."""
         share = (time.perf_counter() - started) / len(records)

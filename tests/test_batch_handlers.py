@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 
 import pytest
+from prometheus_client import REGISTRY
 
 from common.clients.testing import (
     FakeConsumer,
@@ -100,6 +101,11 @@ def _log(**logs: list[Record]) -> LogConsumer:
     return LogConsumer(TOPIC, polls=[], logs=dict(by_partition))
 
 
+def _retried() -> float:
+    labels = {"messaging_destination_name": TOPIC, "outcome": "retried"}
+    return REGISTRY.get_sample_value("consumer_handled_records_total", labels) or 0.0
+
+
 def _poison(*offsets: int) -> Callable[[Sequence[Handled]], BaseException | None]:
     return lambda b: ValueError("poison") if any(r.offset in offsets for r in b) else None
 
@@ -144,6 +150,7 @@ def test_a_failing_batch_is_retried_then_handed_over_one_at_a_time(
     letters = FakeProducer.acknowledging()
     handler = Batches(_poison(2))
     client = _log(p0=records(TOPIC, 0, range(5)))
+    before = _retried()
     _run(client, handler, lambda: client.committed().get(P0) == 5, dead_letters=letters)
 
     # The batch twice (CONSUMER_RETRY_ATTEMPTS=2), then each record alone; 2 fails its
@@ -154,6 +161,8 @@ def test_a_failing_batch_is_retried_then_handed_over_one_at_a_time(
     assert [letter.header("dlt.original.offset") for letter in letters.sent] == ["2"]
     retrying = [e for e in logs if e["event"] == "handler.retrying"]
     assert retrying[0]["records"] == 5
+    # Each record of the batch retried once, then 2 once more on its own.
+    assert _retried() - before == 5 + 1
 
 
 def test_a_record_the_handler_names_is_handled_alone_and_the_rest_as_a_batch() -> None:
