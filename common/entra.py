@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from azure.core.exceptions import ClientAuthenticationError
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
 from common.failure import ServiceFailed
@@ -112,6 +111,9 @@ class EntraTokens(AbstractTokenProvider):  # type: ignore[misc]
         return current.token
 
     def _fetch(self) -> AccessToken:
+        # azure-core is loaded only by a service that signs in with Entra ID.
+        from azure.core.exceptions import ClientAuthenticationError  # noqa: PLC0415
+
         if self._credential is None:
             self._credential = self._make_credential()
         try:

@@ -8,6 +8,8 @@ no service calls one.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,3 +59,20 @@ def test_every_producer_the_services_make_is_the_adapter() -> None:
         if name in {"kafka.KafkaProducer", "kafka.KafkaConsumer"}
     }
     assert not bare
+
+
+def test_a_service_that_does_not_sign_in_with_entra_id_loads_no_azure_sdk() -> None:
+    """azure-identity and azure-core are for Entra ID alone: others do not pay their memory."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, consumer.__main__, producer.__main__; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'azure'))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]"
