@@ -9,8 +9,8 @@ nothing. Records ordered behind a running one wait in its *lane*, in offset
 order, and start as it ends: a record being retried holds back its lane,
 and only its lane.
 
-At most ``bound`` records run at once (the workers), and at most
-``AHEAD_PER_SLOT * bound`` are taken past the offsets that may be committed
+At most ``bound`` records run at once (the workers), and at most ``window``
+(``AHEAD_PER_SLOT`` of the order, times ``bound``) are taken past the offsets that may be committed
 (running, waiting in their lanes, or done after one that is not): the poll
 loop asks :meth:`wait_for_room` before it polls, and polls no more than
 that (with every partition paused when there is none, so the member keeps
@@ -58,11 +58,12 @@ _Work = tuple[TopicPartition, Sequence[Record], PartitionProgress, Lane]
 Settles = Callable[[Sequence[Record]], Sequence[Outcome]]
 #: Tells a worker to end.
 _STOP = None
-#: Records taken past the committable offsets, per worker: enough waiting that the
-#: workers find records of free keys although kafka-python hands out one partition's
-#: fetch at a time; and while one record is retried, other keys go on this far and no
-#: further, so memory and what a crash repeats stay bounded.
-AHEAD_PER_SLOT = 64
+#: Records taken past the committable offsets, per worker. In key and partition order,
+#: enough waiting that the workers find records of free lanes although kafka-python hands
+#: out one partition's fetch at a time; unordered, every record is free at once, and the
+#: window only lets other records go on past one retried. Either way memory and what a
+#: crash repeats stay bounded.
+AHEAD_PER_SLOT: dict[Ordering, int] = {"key": 64, "partition": 64, "unordered": 16}
 
 
 def lane_of(ordering: Ordering) -> Callable[[Record], Lane]:
@@ -101,6 +102,8 @@ class Dispatcher:
         self._partial: dict[TopicPartition, tuple[list[Record], float]] = {}
         self._lane_of = lane_of(ordering)
         self.bound = bound
+        #: Most records taken past the offsets that may be committed.
+        self.window = AHEAD_PER_SLOT[ordering] * bound
         self._offsets = offsets
         self._log = log
         self._changed = threading.Condition()
@@ -401,7 +404,7 @@ class Dispatcher:
 
     def _room(self) -> int:
         ahead = sum(progress.ahead for progress in self._progress.values())
-        return AHEAD_PER_SLOT * self.bound - ahead
+        return self.window - ahead
 
     def _start(self, work: _Work) -> None:
         partition = work[0]

@@ -27,7 +27,7 @@ from common.clients.testing import (
 )
 from common.config import ConsumerPlan, ConsumerSettings, load, resolve
 from common.failure import ServiceFailed
-from consumer.dispatch import AHEAD_PER_SLOT, Dispatcher
+from consumer.dispatch import AHEAD_PER_SLOT, Dispatcher, Ordering
 from consumer.event_loop import EventLoop
 from consumer.fate import Outcome
 from consumer.handler import Record as Handled
@@ -156,7 +156,7 @@ def test_different_keys_of_one_partition_run_side_by_side() -> None:
 
 
 @pytest.mark.parametrize("ordering", ["key", "unordered"])
-def test_no_more_than_the_bound_run_at_once(ordering: str) -> None:
+def test_no_more_than_the_bound_run_at_once(ordering: Ordering) -> None:
     polled: list[int | None] = []
     calls = Calls(lambda r: time.sleep(0.001))
     client = _consumer(p0=_keyed(0, "abcdefghij" * 10), p1=_keyed(1, "klmnopqrst" * 10))
@@ -172,7 +172,7 @@ def test_no_more_than_the_bound_run_at_once(ordering: str) -> None:
     assert calls.done == 200
     assert 1 < calls.most_running <= 3
     # Taken and not committed: no more than the window either.
-    assert max(n for n in polled if n is not None) <= AHEAD_PER_SLOT * 3
+    assert max(n for n in polled if n is not None) <= AHEAD_PER_SLOT[ordering] * 3
 
 
 def test_a_commit_never_passes_a_record_still_running() -> None:
@@ -334,7 +334,8 @@ def test_one_record_held_lets_the_others_run_only_so_far_past_it() -> None:
         offsets,
         bound=2,
     )
-    window = AHEAD_PER_SLOT * 2
+    window = dispatcher.window
+    assert window == AHEAD_PER_SLOT["key"] * 2
     records = _handled(0, "a" + "bcd" * window)
     taken = 0
     while taken < len(records):

@@ -204,4 +204,4 @@ def test_a_kill_with_records_in_flight_brings_back_only_what_was_past_the_commit
     interval_s = 0.3 if via == "eventhubs" else 0.1
     recent = sum(1 for line in _handled(a) if line["ended"] >= killed_at - interval_s - 0.5)
     print(f"handled by A {len(by_a)}, again {len(again)}, recent {recent}")
-    assert len(again) <= AHEAD_PER_SLOT * bound + recent
+    assert len(again) <= AHEAD_PER_SLOT["key"] * bound + recent
