@@ -27,10 +27,10 @@ from common.histogram import BatchHistogram
 from common.tracing import metrics as tracing_metrics
 from harness import ServiceGroup, ServiceProcess, service_env, walkthrough_env
 from harness.jaeger import Jaeger
+from harness.postgres import PostgresServer
 from localkafka import front
 from tests import clients, kube
 from tests.compose.project import wait_until
-from tests.postgres import PostgresServer
 
 T = TypeVar("T")
 

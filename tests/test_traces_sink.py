@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 
 from harness.jaeger import Jaeger
+from harness.postgres import PostgresServer
 from tests.clients import kcat
 from tests.conftest import Services
-from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.usefixtures("kcat_installed")
 

@@ -1,5 +1,5 @@
-"""A real PostgreSQL server for the sink's tests: Debian's ``postgresql`` package, a
-cluster of its own in a temporary directory, listening on loopback only.
+"""A real PostgreSQL server for the sink's tests and benchmark: Debian's ``postgresql``
+package, a cluster of its own in a temporary directory, listening on loopback only.
 
 PostgreSQL refuses to run as root; as root (as ``make test`` runs here) the
 cluster belongs to the package's ``postgres`` user and is run as it.
@@ -56,6 +56,11 @@ class PostgresServer:
     def stop(self) -> None:
         """A clean, fast stop: clients are disconnected, nothing is lost."""
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def execute(self, sql: str) -> None:
+        """Run a statement that returns no rows (DDL, a TRUNCATE)."""
+        with psycopg.connect(self.conninfo, autocommit=True) as connection:
+            connection.execute(sql.encode())
 
     def query(self, sql: str) -> list[tuple[object, ...]]:
         with psycopg.connect(self.conninfo, autocommit=True) as connection:
