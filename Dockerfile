@@ -34,7 +34,7 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
 ENTRYPOINT ["python", "-m"]
 CMD ["consumer"]
 
-# `CONSUMER_HANDLER=examples.postgres_sink:handler`: the example handler beside the services.
+# `CONSUMER_HANDLER=examples.postgres_sink:bulk` (or `:handler`): the example sink beside the services.
 FROM runtime AS postgres-sink
 COPY --from=build-postgres-sink /opt/venv /opt/venv
 COPY examples/__init__.py /opt/examples/examples/

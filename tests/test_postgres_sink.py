@@ -1,7 +1,8 @@
 """The idempotent PostgreSQL sink (examples/postgres_sink) against a real PostgreSQL and the
-real broker, with records kcat wrote: a consumer SIGKILLed mid-run and restarted, and a
-second consumer joining and leaving, leave every record in the table exactly once; a
-PostgreSQL restart during the run loses nothing and dead-letters nothing.
+real broker, with records kcat wrote, a batch at a time (``bulk``) and a record at a time
+(``handler``): a consumer SIGKILLed mid-run and restarted, and a second consumer joining
+and leaving, leave every record in the table exactly once; a PostgreSQL restart during the
+run loses nothing and dead-letters nothing; a row the table refuses is dead-lettered alone.
 
 The topic is fed in parts, each after the moment it must find work at (a kill, a join, a
 handback, a database down), so no step depends on how fast the sink writes."""
@@ -16,16 +17,19 @@ import sys
 
 import psycopg
 import pytest
+from kafka import KafkaProducer
 
 from examples.postgres_sink import sink
+from harness.postgres import PostgresServer
 from tests.clients import kcat
 from tests.conftest import REPO, Services
-from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.faults
 
 PARTITIONS = 4
 RECORDS = 4_000
+#: The sink's two handlers: a batch at a time, and a record at a time.
+HANDLERS = pytest.mark.parametrize("entry", ["bulk", "handler"])
 
 
 def _fill(services: Services, topic: str, numbers: range = range(RECORDS)) -> None:
@@ -42,16 +46,20 @@ def _rows(postgres: PostgresServer, topic: str) -> int:
     return count
 
 
-def _sink(services: Services, postgres: PostgresServer, topic: str, **settings: str) -> object:
+def _sink(
+    services: Services, postgres: PostgresServer, topic: str, entry: str, **settings: str
+) -> object:
     return services.start(
         "consumer",
-        KAFKA_TOPIC=topic,
-        KAFKA_GROUP_ID=f"sink-{topic}",
-        KAFKA_AUTO_OFFSET_RESET="earliest",
-        CONSUMER_HANDLER="examples.postgres_sink:handler",
-        SINK_DATABASE_URL=postgres.conninfo,
-        LOG_MESSAGE_EVERY="0",
-        **settings,
+        **{
+            "KAFKA_TOPIC": topic,
+            "KAFKA_GROUP_ID": f"sink-{topic}",
+            "KAFKA_AUTO_OFFSET_RESET": "earliest",
+            "CONSUMER_HANDLER": f"examples.postgres_sink:{entry}",
+            "SINK_DATABASE_URL": postgres.conninfo,
+            "LOG_MESSAGE_EVERY": "0",
+        }
+        | settings,
     )
 
 
@@ -67,8 +75,9 @@ def _documented_sql() -> list[str]:
     return re.findall(r"^```sql\n(.*?)^```", page, flags=re.M | re.S)
 
 
-def test_the_documented_table_is_the_one_the_sink_creates() -> None:
+def test_the_documented_tables_are_the_ones_the_sink_creates() -> None:
     assert _documented_sql()[0].startswith(sink.CREATE.strip() + ";")
+    assert _documented_sql()[2].startswith(sink.LATEST_CREATE.strip() + ";")
 
 
 def _assert_each_record_once(postgres: PostgresServer, topic: str) -> None:
@@ -90,8 +99,9 @@ def _assert_each_record_once(postgres: PostgresServer, topic: str) -> None:
     ]
 
 
+@HANDLERS
 def test_a_killed_consumer_and_a_rebalance_leave_each_record_once(
-    services: Services, postgres: PostgresServer, new_topic: object
+    services: Services, postgres: PostgresServer, new_topic: object, entry: str
 ) -> None:
     topic = new_topic(partitions=PARTITIONS)  # type: ignore[operator]
     before_kill, while_shared, after_handback = (
@@ -100,22 +110,27 @@ def test_a_killed_consumer_and_a_rebalance_leave_each_record_once(
         range(3_000, RECORDS),
     )
     _fill(services, topic, before_kill)
-    # Commits its first poll of at most 100 at once, then not for a minute: every row the
-    # kill leaves past those is uncommitted, and comes again.
+    # Commits its first poll or two of at most 100 at once, then not for a minute: every row
+    # the kill leaves past those is uncommitted, and comes again.
     first = _sink(
-        services, postgres, topic, KAFKA_COMMIT_INTERVAL_MS="60000", KAFKA_MAX_POLL_RECORDS="100"
+        services,
+        postgres,
+        topic,
+        entry,
+        KAFKA_COMMIT_INTERVAL_MS="60000",
+        KAFKA_MAX_POLL_RECORDS="100",
     )
     services.wait_until(lambda: _rows(postgres, topic) >= 800, timeout=60, what="rows written")
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL  # type: ignore[attr-defined]
     killed_at = _rows(postgres, topic)
 
-    again = _sink(services, postgres, topic)
+    again = _sink(services, postgres, topic, entry)
     services.wait_until(
-        lambda: again.events("service.started") and _duplicates_skipped(again) >= killed_at - 100,  # type: ignore[attr-defined]
+        lambda: again.events("service.started") and _duplicates_skipped(again) >= killed_at - 200,  # type: ignore[attr-defined]
         timeout=60,
         what="the uncommitted rows redelivered and skipped",
     )
-    second = _sink(services, postgres, topic)
+    second = _sink(services, postgres, topic, entry)
     services.wait_until(lambda: second.owned(topic), timeout=60, what="the second consumer joining")  # type: ignore[attr-defined]
     _fill(services, topic, while_shared)
     services.wait_until(
@@ -134,18 +149,20 @@ def test_a_killed_consumer_and_a_rebalance_leave_each_record_once(
 
     _assert_each_record_once(postgres, topic)
     print(  # the figures for the notes: pytest -s shows them
-        f"sink after SIGKILL: {RECORDS} records in the topic, {_rows(postgres, topic)} rows, "
-        f"{killed_at} rows when killed, {duplicates} redelivered records skipped by the sink"
+        f"sink ({entry}) after SIGKILL: {RECORDS} records in the topic, "
+        f"{_rows(postgres, topic)} rows, {killed_at} rows when killed, "
+        f"{duplicates} redelivered records skipped by the sink"
     )
 
 
+@HANDLERS
 def test_a_postgresql_restart_loses_nothing_and_dead_letters_nothing(
-    services: Services, postgres: PostgresServer, new_topic: object
+    services: Services, postgres: PostgresServer, new_topic: object, entry: str
 ) -> None:
     topic = new_topic(partitions=PARTITIONS)  # type: ignore[operator]
     before_stop, while_down = range(2_000), range(2_000, RECORDS)
     _fill(services, topic, before_stop)
-    sink = _sink(services, postgres, topic, CONSUMER_RETRY_BACKOFF_MS="200")
+    sink = _sink(services, postgres, topic, entry, CONSUMER_RETRY_BACKOFF_MS="200")
     services.wait_until(
         lambda: _rows(postgres, topic) == len(before_stop), timeout=60, what="rows written"
     )
@@ -164,7 +181,7 @@ def test_a_postgresql_restart_loses_nothing_and_dead_letters_nothing(
     assert all(line["until_it_works"] for line in retrying)
     assert not sink.events("record.dead_lettered")  # type: ignore[attr-defined]
     assert not sink.events("handler.failed")  # type: ignore[attr-defined]
-    print(f"sink across a PostgreSQL restart: {len(retrying)} retries, {RECORDS} rows")
+    print(f"sink ({entry}) across a PostgreSQL restart: {len(retrying)} retries, {RECORDS} rows")
 
 
 @pytest.mark.parametrize(
@@ -200,3 +217,85 @@ def test_a_database_that_cannot_be_had_is_one_line_without_its_password(url: str
     (failed,) = [line for line in output.splitlines() if '"service.failed"' in line]
     assert '"handler_unavailable"' in failed
     assert "SinkUnavailable" in failed
+
+
+def test_a_row_the_table_refuses_is_dead_lettered_alone_and_its_batch_written(
+    services: Services, postgres: PostgresServer, new_topic: object
+) -> None:
+    """A header holding NUL, which jsonb cannot: its batch fails whole, its records are
+    handed over one at a time, and only that one goes to the dead-letter topic."""
+    topic, dead = new_topic(partitions=1), new_topic(partitions=1)  # type: ignore[operator]
+    producer = KafkaProducer(bootstrap_servers=services.kafka.bootstrap_servers)
+    for n in range(300):
+        headers = [("note", b"nul\x00" if n == 150 else b"fine")]
+        producer.send(topic, key=f"k{n}".encode(), value=f"v{n}".encode(), headers=headers)
+    producer.flush()
+    producer.close()
+    sink = _sink(services, postgres, topic, "bulk", CONSUMER_DEAD_LETTER_TOPIC=dead)
+    services.wait_until(
+        lambda: _rows(postgres, topic) == 299 and sink.events("record.dead_lettered"),  # type: ignore[attr-defined]
+        timeout=60,
+        what="the batch written and the refused row dead-lettered",
+    )
+    assert sink.stop() == 0  # type: ignore[attr-defined]
+
+    (letter,) = sink.events("record.dead_lettered")  # type: ignore[attr-defined]
+    assert (letter["offset"], letter["attempts"]) == (150, 1)
+    assert "RecordRefused" in letter["error"]
+    written = postgres.query(f"SELECT \"offset\" FROM kafka_records WHERE topic = '{topic}'")
+    assert sorted(o for (o,) in written) == [n for n in range(300) if n != 150]  # type: ignore[type-var]
+
+
+def _latest(postgres: PostgresServer, topic: str) -> dict[bytes, tuple[object, ...]]:
+    rows = postgres.query(
+        'SELECT key, value, "offset", written_at FROM kafka_latest '
+        f"WHERE topic = '{topic}' ORDER BY key"
+    )
+    return {bytes(key): (value, offset, at) for key, value, offset, at in rows}  # type: ignore[arg-type]
+
+
+def test_upsert_keeps_each_keys_latest_value_and_a_redelivery_never_puts_an_older_one_back(
+    services: Services, postgres: PostgresServer, new_topic: object
+) -> None:
+    topic, dead = new_topic(partitions=1), new_topic(partitions=1)  # type: ignore[operator]
+    producer = KafkaProducer(bootstrap_servers=services.kafka.bootstrap_servers)
+    for version in (1, 2):
+        for n in range(10):
+            producer.send(topic, key=f"k{n}".encode(), value=f"v{version}".encode())
+    producer.send(topic, key=b"k3", value=None)  # a tombstone: offset 20
+    producer.send(topic, key=None, value=b"no key")  # offset 21
+    producer.flush()
+    producer.close()
+
+    sink = _sink(services, postgres, topic, "upsert", CONSUMER_DEAD_LETTER_TOPIC=dead)
+    services.wait_until(
+        lambda: sink.events("record.dead_lettered") and len(_latest(postgres, topic)) == 10,  # type: ignore[attr-defined]
+        timeout=60,
+        what="every key written and the keyless record dead-lettered",
+    )
+    assert sink.stop() == 0  # type: ignore[attr-defined]
+    latest = _latest(postgres, topic)
+    assert {key: (value, offset) for key, (value, offset, _) in latest.items()} == {
+        f"k{n}".encode(): (None, 20) if n == 3 else (b"v2", 10 + n) for n in range(10)
+    }
+    (letter,) = sink.events("record.dead_lettered")  # type: ignore[attr-defined]
+    assert letter["offset"] == 21
+    assert "has none" in letter["error"]
+
+    # Everything again, from the start, a few records a batch: the old values come first.
+    again = _sink(
+        services, postgres, topic, "upsert",
+        KAFKA_GROUP_ID=f"again-{topic}", KAFKA_MAX_POLL_RECORDS="4",
+        CONSUMER_BATCH_MAX_RECORDS="4", CONSUMER_DEAD_LETTER_TOPIC=dead,
+    )  # fmt: skip
+    services.wait_until(
+        lambda: len(again.events("record.dead_lettered")) == 1,  # type: ignore[attr-defined]
+        timeout=60,
+        what="the redelivery read to its end",
+    )
+    _, body = again.get("/metrics")  # type: ignore[attr-defined]
+    assert again.stop() == 0  # type: ignore[attr-defined]
+    assert _latest(postgres, topic) == latest  # not a row changed, nor rewritten
+    superseded = re.search(r"^sink_records_superseded_total (\S+)$", body, re.M)
+    assert superseded is not None
+    assert float(superseded.group(1)) == 21  # every keyed record older than its row, or equal

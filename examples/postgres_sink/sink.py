@@ -1,5 +1,12 @@
 """The sink: one connection per process, one row per record, keyed by where Kafka keeps it.
 
+Two handlers append to ``kafka_records``: :func:`bulk`, a batch handler,
+copies a batch's rows in with ``COPY`` and moves them to the table in one
+statement, one transaction per batch; :func:`handler` inserts a record at a
+time, each its own transaction. A third, :func:`upsert`, keeps one row per
+key in ``kafka_latest``: the value of the highest offset seen, so a record
+delivered again, or replayed, never puts an older value back.
+
 At least once means a record is sometimes delivered twice: a consumer
 killed before its commit hands its last records to the next owner of the
 partition. The row's primary key is the record's topic, partition and
@@ -17,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
@@ -25,7 +34,15 @@ from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from prometheus_client import Counter
 
 from common.config import secret
-from consumer.handler import DependencyUnavailable, Handler, Record
+from consumer.handler import (
+    BatchFailed,
+    BatchHandler,
+    DependencyUnavailable,
+    Handler,
+    Record,
+    RecordRefused,
+    batch,
+)
 
 #: The table the records go to (named as such in CREATE and INSERT).
 TABLE = "kafka_records"
@@ -48,18 +65,116 @@ INSERT INTO kafka_records (topic, partition, "offset", key, value, headers, "tim
 VALUES (%s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (topic, partition, "offset") DO NOTHING
 """
+#: A batch's rows, copied into a table of the session's own (emptied at each commit),
+#: then moved to the table in one statement that skips the rows already there.
+STAGE = """
+CREATE TEMPORARY TABLE IF NOT EXISTS kafka_records_incoming
+    (LIKE kafka_records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+"""
+COPY_IN = """
+COPY kafka_records_incoming (topic, partition, "offset", key, value, headers, "timestamp")
+FROM STDIN
+"""
+MOVE = """
+INSERT INTO kafka_records SELECT * FROM kafka_records_incoming
+ON CONFLICT (topic, partition, "offset") DO NOTHING
+"""
+
+LATEST_CREATE = """
+CREATE TABLE IF NOT EXISTS kafka_latest (
+    topic       text        NOT NULL,
+    key         bytea       NOT NULL,
+    partition   integer     NOT NULL,
+    "offset"    bigint      NOT NULL,
+    value       bytea,
+    headers     jsonb       NOT NULL,
+    "timestamp" timestamptz,
+    written_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (topic, key)
+)
+"""
+LATEST_STAGE = """
+CREATE TEMPORARY TABLE IF NOT EXISTS kafka_latest_incoming
+    (LIKE kafka_latest INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+"""
+LATEST_COPY_IN = """
+COPY kafka_latest_incoming (topic, partition, "offset", key, value, headers, "timestamp")
+FROM STDIN
+"""
+#: A key's row changes only for a record past the one it holds: never backwards.
+LATEST_MOVE = """
+INSERT INTO kafka_latest AS kept SELECT * FROM kafka_latest_incoming
+ON CONFLICT (topic, key) DO UPDATE SET
+    partition = EXCLUDED.partition, "offset" = EXCLUDED."offset", value = EXCLUDED.value,
+    headers = EXCLUDED.headers, "timestamp" = EXCLUDED."timestamp",
+    written_at = EXCLUDED.written_at
+WHERE kept.partition <> EXCLUDED.partition OR kept."offset" < EXCLUDED."offset"
+"""
+
+
+@dataclass(frozen=True)
+class Table:
+    """Where a sink writes, and how a batch gets there: its statements."""
+
+    create: str
+    stage: str
+    copy_in: str
+    move: str
+    #: One row per key, the latest: a record needs a key, and a batch keeps its last per key.
+    latest: bool = False
+
+
+RECORDS_TABLE = Table(CREATE, STAGE, COPY_IN, MOVE)
+LATEST_TABLE = Table(LATEST_CREATE, LATEST_STAGE, LATEST_COPY_IN, LATEST_MOVE, latest=True)
+
 #: How long connecting may take before the database counts as unavailable.
 CONNECT_TIMEOUT_S = 5
 
-WRITTEN = Counter("sink_rows_written", "Records the sink wrote as new rows.")
+WRITTEN = Counter("sink_rows_written", "Records the sink wrote as new or changed rows.")
 DUPLICATES = Counter(
     "sink_duplicates_skipped",
     "Records delivered again whose row was there already: written once, not twice.",
+)
+SUPERSEDED = Counter(
+    "sink_records_superseded",
+    "Records upsert did not write: their key's row holds a later offset.",
 )
 
 
 class SinkUnavailable(Exception):
     """The database cannot be reached or named; its message never holds a password."""
+
+
+@contextlib.contextmanager
+def bulk() -> Iterator[BatchHandler]:
+    """The sink as a batch handler: one transaction per batch. Connects once at start
+    (and creates the table); closes at stop. The URL as for :func:`handler`."""
+    sink = Sink(secret("SINK_DATABASE_URL") or "")
+
+    @batch
+    def write_all(records: Sequence[Record]) -> None:
+        sink.write_all(records)
+
+    try:
+        yield write_all
+    finally:
+        sink.close()
+
+
+@contextlib.contextmanager
+def upsert() -> Iterator[BatchHandler]:
+    """One row per key in ``kafka_latest``, a batch per transaction; a tombstone keeps
+    the key's row with no value. The URL as for :func:`handler`."""
+    sink = Sink(secret("SINK_DATABASE_URL") or "", LATEST_TABLE)
+
+    @batch
+    def write_all(records: Sequence[Record]) -> None:
+        sink.write_all(records)
+
+    try:
+        yield write_all
+    finally:
+        sink.close()
 
 
 @contextlib.contextmanager
@@ -77,15 +192,20 @@ def handler() -> Iterator[Handler]:
 
 
 class Sink:
-    """One connection, autocommit: each insert is its own transaction, done when it returns."""
+    """One connection, autocommit: each write is its own transaction, done when it returns.
 
-    def __init__(self, conninfo: str) -> None:
+    The consumer runs a batch handler's batches of different partitions side by
+    side, on threads; they take turns on the connection, a transaction each.
+    """
+
+    def __init__(self, conninfo: str, table: Table = RECORDS_TABLE) -> None:
         self._conninfo = conninfo
+        self._table = table
+        self._turn = threading.Lock()
         # At start a database that cannot be reached is the consumer's
         # service.failed reason=handler_unavailable: the orchestrator restarts it.
         try:
             self._connection: psycopg.Connection[tuple[object, ...]] | None = self._connect()
-            self._connection.execute(CREATE)
         except psycopg.Error as exc:
             raise SinkUnavailable(self._said(exc)) from None
 
@@ -93,14 +213,56 @@ class Sink:
         try:
             connection = self._connection or self._connect()
             self._connection = connection
-            inserted = connection.execute(INSERT, _row(record)).rowcount
+            inserted = connection.execute(INSERT, row_of(record)).rowcount
         except psycopg.OperationalError as exc:
             self.close()
             raise DependencyUnavailable(f"PostgreSQL: {self._said(exc)}") from None
         (WRITTEN if inserted else DUPLICATES).inc()
 
+    def write_all(self, records: Sequence[Record]) -> None:
+        """Write *records* in one transaction: all their rows, or none.
+
+        A row the table refuses (a value it cannot hold) fails the whole batch
+        as RecordRefused, so the consumer hands the records over one at a time
+        at once, and only the one refused is dead-lettered. Upsert names a
+        record without a key (``BatchFailed``) once those before it are written.
+        """
+        given = len(records)
+        if self._table.latest:
+            keyless = next((i for i, r in enumerate(records) if r.key is None), None)
+            if keyless is not None:
+                if keyless:
+                    self.write_all(records[:keyless])
+                refused = RecordRefused("upsert keeps one row per key, and the record has none")
+                raise BatchFailed(keyless, refused)
+            # The last of each key: one statement may not change a row twice.
+            records = list({record.key: record for record in records}.values())
+        rows = [row_of(record) for record in records]
+        try:
+            with self._turn:
+                written = self._write_rows(rows)
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise DependencyUnavailable(f"PostgreSQL: {self._said(exc)}") from None
+        except psycopg.DataError as exc:
+            raise RecordRefused(f"PostgreSQL refused the row: {self._said(exc)}") from None
+        WRITTEN.inc(written)
+        (SUPERSEDED if self._table.latest else DUPLICATES).inc(given - written)
+
+    def _write_rows(self, rows: Sequence[tuple[object, ...]]) -> int:
+        """Copy *rows* in and move them to the table, in one transaction: rows written."""
+        connection = self._connection or self._connect()
+        self._connection = connection
+        with connection.transaction(), connection.cursor() as cursor:
+            with cursor.copy(self._table.copy_in) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            written: int = cursor.execute(self._table.move).rowcount
+        return written
+
     def close(self) -> None:
-        connection, self._connection = self._connection, None
+        with self._turn:
+            connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
 
@@ -111,6 +273,8 @@ class Sink:
         # Each statement a span when tracing is on: the INSERT a child of the
         # consumer's `process` span, which the handler runs inside. Off, a no-op.
         PsycopgInstrumentor().instrument_connection(connection)
+        connection.execute(self._table.create)
+        connection.execute(self._table.stage)
         return connection
 
     def _said(self, exc: psycopg.Error) -> str:
@@ -132,7 +296,8 @@ def _password(conninfo: str) -> str | None:
         return None
 
 
-def _row(record: Record) -> tuple[object, ...]:
+def row_of(record: Record) -> tuple[object, ...]:
+    """The table's row for *record*, in the column order of COPY_IN."""
     # Header values are bytes; JSON holds text: undecodable bytes as \\x escapes.
     headers = [
         [name, None if value is None else value.decode("utf-8", "backslashreplace")]
