@@ -17,6 +17,7 @@ from bench.latency import latency_case
 from bench.memory import memory_case
 from bench.processing import processing_case
 from bench.report import machine, markdown, with_tables, write_json
+from bench.sink import sink_case
 from bench.sources import sources_case
 from bench.throughput import consumer_case, producer_case
 from bench.tracing import tracing_case
@@ -31,11 +32,13 @@ CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
     "sources": sources_case,
     "processing": processing_case,
 }
-#: Run only when named: the comparison behind the default assignment strategy.
+#: Run only when named: the comparison behind the default assignment strategy, the
+#: heartbeat's, tracing's cost, and the PostgreSQL sink (a server of its own).
 EXTRA_CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
     "strategies": strategies_case,
     "heartbeat": heartbeat_case,
     "tracing": tracing_case,
+    "sink": sink_case,
 }
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
 

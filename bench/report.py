@@ -271,14 +271,60 @@ def processing_table(case: dict[str, Any]) -> list[str]:
 
 
 def _extra_tables(cases: dict[str, Any]) -> list[str]:
-    """Tracing's table, if this run measured it; processing's, this run's or the last."""
+    """Tracing's table, if this run measured it; processing's and the sink's, this run's or
+    the last."""
     out: list[str] = []
     if "tracing" in cases:
         out += [*tracing_table(cases["tracing"]), ""]
     processing = _processing(cases)
     if processing is not None:
         out += [*processing_table(processing), ""]
+    sink = _last("sink", cases, SINK_RESULTS)
+    if sink is not None:
+        out += [*sink_table(sink), ""]
     return out
+
+
+#: ``bench sink``'s last figures, kept beside latest.json when the case ran alone.
+SINK_RESULTS = Path(__file__).parent / "results" / "sink.json"
+#: The sink case's contenders, as the table names them.
+SINK_LABELS = {
+    "handler": "`examples.postgres_sink:handler`, a record at a time",
+    "bulk": "`examples.postgres_sink:bulk`, a batch at a time",
+    "copy": "`COPY` of the same rows, in-process (psycopg)",
+}
+
+
+def _last(name: str, cases: dict[str, Any], saved: Path) -> dict[str, Any] | None:
+    """The case *name*'s figures: this run's, else those saved when it last ran alone."""
+    if name in cases:
+        found: dict[str, Any] = cases[name]
+        return found
+    if not saved.exists():
+        return None
+    last: dict[str, Any] = json.loads(saved.read_text())["cases"][name]
+    return last
+
+
+def sink_table(case: dict[str, Any]) -> list[str]:
+    """Rows a second into PostgreSQL: the sink's two handlers, and COPY (``bench sink``)."""
+    intro = [
+        "The PostgreSQL sink into a PostgreSQL server on the same machine, records of about "
+        "100 B with a key and a header, 10 partitions, one consumer process "
+        "(`python -m bench sink`; median of rounds):",
+        "",
+    ]
+    rows = []
+    for name, label in SINK_LABELS.items():
+        rate = case[name]["rows_per_s"]
+        rows.append(
+            [
+                label,
+                f"{rate['median']:,.0f} (±{rate['spread'] * 50:.0f}%)",
+                f"{case[name]['vs_copy']:.3f}",
+            ]
+        )
+    return intro + _table(["writer", "rows/s", "vs COPY"], rows)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

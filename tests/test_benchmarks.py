@@ -179,3 +179,18 @@ def test_bench_tracing_smoke_run_measures_each_mode(tmp_path: Path) -> None:
         for mode in ("off", "on_100", "on_1"):
             assert tracing[service][mode]["messages_per_s"]["median"] > 0
     assert "| consumer | on, 100 % sampled |" in run.stdout
+
+
+def test_bench_sink_smoke_run_measures_each_writer(tmp_path: Path) -> None:
+    output = tmp_path / "sink.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "sink", "--rounds=1", "--scale=0.05",
+         f"--output={output}"],
+        cwd=REPO, capture_output=True, text=True, timeout=280, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    sink = json.loads(output.read_text())["cases"]["sink"]
+    for writer in ("handler", "bulk", "copy"):
+        assert sink[writer]["rows_per_s"]["median"] > 0
+    assert sink["copy"]["vs_copy"] == 1.0
+    assert "| `examples.postgres_sink:bulk`, a batch at a time |" in run.stdout
