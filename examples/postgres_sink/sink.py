@@ -145,27 +145,21 @@ class SinkUnavailable(Exception):
     """The database cannot be reached or named; its message never holds a password."""
 
 
-@contextlib.contextmanager
-def bulk() -> Iterator[BatchHandler]:
+def bulk() -> contextlib.AbstractContextManager[BatchHandler]:
     """The sink as a batch handler: one transaction per batch. Connects once at start
     (and creates the table); closes at stop. The URL as for :func:`handler`."""
-    sink = Sink(secret("SINK_DATABASE_URL") or "")
+    return _batches(RECORDS_TABLE)
 
-    @batch
-    def write_all(records: Sequence[Record]) -> None:
-        sink.write_all(records)
 
-    try:
-        yield write_all
-    finally:
-        sink.close()
+def upsert() -> contextlib.AbstractContextManager[BatchHandler]:
+    """One row per key in ``kafka_latest``, a batch per transaction; a tombstone keeps
+    the key's row with no value. The URL as for :func:`handler`."""
+    return _batches(LATEST_TABLE)
 
 
 @contextlib.contextmanager
-def upsert() -> Iterator[BatchHandler]:
-    """One row per key in ``kafka_latest``, a batch per transaction; a tombstone keeps
-    the key's row with no value. The URL as for :func:`handler`."""
-    sink = Sink(secret("SINK_DATABASE_URL") or "", LATEST_TABLE)
+def _batches(table: Table) -> Iterator[BatchHandler]:
+    sink = Sink(secret("SINK_DATABASE_URL") or "", table)
 
     @batch
     def write_all(records: Sequence[Record]) -> None:
