@@ -20,7 +20,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kafka
@@ -228,25 +228,10 @@ def io_sleep(consumer: object, seconds: float) -> Awaitable[object]:
     on its own IO loop (not asyncio's), where the heartbeat runs too: a listener
     that waits for records still being handled must yield to that loop, or the
     group stops hearing from the member. Upstream: the loop's ``sleep`` is not
-    public. How: ``_coordinator._net.sleep``; a client without it (a test's
-    stand-in, with no IO loop to starve) gets one that blocks for the time.
+    public. How: ``_coordinator._net.sleep``.
     """
-    net = getattr(getattr(consumer, "_coordinator", None), "_net", None)
-    sleep = getattr(net, "sleep", None)
-    if sleep is None:
-        return _Blocking(seconds)
-    made: Awaitable[object] = sleep(seconds)
+    made: Awaitable[object] = consumer._coordinator._net.sleep(seconds)  # type: ignore[attr-defined]
     return made
-
-
-class _Blocking:
-    def __init__(self, seconds: float) -> None:
-        self._seconds = seconds
-
-    def __await__(self) -> Generator[None, None, None]:
-        time.sleep(self._seconds)
-        return
-        yield
 
 
 # --- Paused partitions ------------------------------------------------------------

@@ -178,10 +178,16 @@ class FakeProducer:
 
     @classmethod
     def acknowledging(
-        cls, topics: Collection[str] | None = None, **answers: object
+        cls,
+        topics: Collection[str] | None = None,
+        *,
+        refuse: int = 0,
+        error: BaseException | None = None,
+        clock: ManualClock | None = None,
+        after_s: float = 0.0,
     ) -> FakeProducer:
-        """A producer that answers at once: :func:`acknowledge`'s *answers*."""
-        return cls(on_send=acknowledge(**answers), topics=topics)  # type: ignore[arg-type]
+        """A producer that answers each send itself, as :func:`acknowledge` says."""
+        return cls(on_send=acknowledge(refuse, error, clock, after_s), topics=topics)
 
     def send(
         self,
