@@ -23,6 +23,7 @@ from examples.postgres_sink import sink
 from harness.postgres import PostgresServer
 from tests.clients import kcat
 from tests.conftest import REPO, Services
+from tests.groups import committed as committed_by
 
 pytestmark = pytest.mark.faults
 
@@ -104,14 +105,15 @@ def test_a_killed_consumer_and_a_rebalance_leave_each_record_once(
     services: Services, postgres: PostgresServer, new_topic: object, entry: str
 ) -> None:
     topic = new_topic(partitions=PARTITIONS)  # type: ignore[operator]
-    before_kill, while_shared, after_handback = (
-        range(2_000),
+    first_commit, before_kill, while_shared, after_handback = (
+        range(200),
+        range(200, 2_000),
         range(2_000, 3_000),
         range(3_000, RECORDS),
     )
-    _fill(services, topic, before_kill)
-    # Commits its first poll or two of at most 100 at once, then not for a minute: every row
-    # the kill leaves past those is uncommitted, and comes again.
+    _fill(services, topic, first_commit)
+    # Commits once it has done some, then not for a minute: every row written after the
+    # rest is fed is past the group's committed offsets, and comes again after the kill.
     first = _sink(
         services,
         postgres,
@@ -120,13 +122,28 @@ def test_a_killed_consumer_and_a_rebalance_leave_each_record_once(
         KAFKA_COMMIT_INTERVAL_MS="60000",
         KAFKA_MAX_POLL_RECORDS="100",
     )
+    bootstrap = services.kafka.bootstrap_servers
+    services.wait_until(
+        lambda: (
+            _rows(postgres, topic) == len(first_commit)
+            and sum(committed_by(bootstrap, f"sink-{topic}", topic, PARTITIONS).values()) > 0
+        ),
+        timeout=60,
+        what="the first rows written and committed",
+    )
+    _fill(services, topic, before_kill)
     services.wait_until(lambda: _rows(postgres, topic) >= 800, timeout=60, what="rows written")
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL  # type: ignore[attr-defined]
     killed_at = _rows(postgres, topic)
+    committed = sum(committed_by(bootstrap, f"sink-{topic}", topic, PARTITIONS).values())
+    assert committed < killed_at  # rows the kill left uncommitted
 
     again = _sink(services, postgres, topic, entry)
     services.wait_until(
-        lambda: again.events("service.started") and _duplicates_skipped(again) >= killed_at - 200,  # type: ignore[attr-defined]
+        lambda: (
+            again.events("service.started")  # type: ignore[attr-defined]
+            and _duplicates_skipped(again) >= killed_at - committed
+        ),
         timeout=60,
         what="the uncommitted rows redelivered and skipped",
     )

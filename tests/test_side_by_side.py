@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from consumer.dispatch import AHEAD_PER_SLOT
 from harness import ServiceProcess
 from tests.clients import kcat
 from tests.conftest import Cluster, Services, eventhubs_env
+from tests.groups import committed
 
 pytestmark = [pytest.mark.localkafka, pytest.mark.tools]
 
@@ -94,15 +94,6 @@ def _env(kafka: Cluster, topic: str, group: str, via: str, **settings: str) -> d
     }
 
 
-def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
-    try:
-        found = {p: reader.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)}
-    finally:
-        reader.close()
-    return {p: offset or 0 for p, offset in found.items()}
-
-
 @pytest.mark.parametrize(
     ("via", "handler"), [("kafka", "waits"), ("eventhubs", "waits"), ("kafka", "waits_async")]
 )
@@ -172,13 +163,13 @@ def test_a_kill_with_records_in_flight_brings_back_only_what_was_past_the_commit
     services.wait_until(lambda: len(_handled(a)) >= 1_500, timeout=60, what="A half way")
     # Killed once the group has some of it: what is committed must never come again.
     services.wait_until(
-        lambda: sum(_committed(kafka.bootstrap_servers, group, topic).values()) >= 1_000,
+        lambda: sum(committed(kafka.bootstrap_servers, group, topic, PARTITIONS).values()) >= 1_000,
         timeout=60,
         what="1,000 committed",
     )
     killed_at = time.time()
     a.stop(signal.SIGKILL)
-    committed = _committed(kafka.bootstrap_servers, group, topic)
+    at_kill = committed(kafka.bootstrap_servers, group, topic, PARTITIONS)
 
     unstuck.touch()
     b = services.start("consumer", clean_env=via == "eventhubs", **env)
@@ -198,7 +189,7 @@ def test_a_kill_with_records_in_flight_brings_back_only_what_was_past_the_commit
     assert set(_numbers(a, b)) == everything
     # Nothing committed came again: each record handled twice was at or past its
     # partition's committed offset.
-    assert [(p, o) for p, o in again if o < committed[p]] == []
+    assert [(p, o) for p, o in again if o < at_kill[p]] == []
     # No more than the bound: records past the committable offsets, and those done in
     # the last commit interval (with a poll's time for slack).
     interval_s = 0.3 if via == "eventhubs" else 0.1
