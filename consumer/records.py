@@ -24,9 +24,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _UTF8_MAX = 4
 
 
+#: What starts a value shown in base64.
+_PREFIX = "base64:"
+
+
 def shown(data: bytes | None, limit: int = SHOWN_CHARS) -> str | None:
     """*data* as a log field: its first *limit* characters as text, else ``base64:`` and
-    its first *limit* bytes in base64 (binary, or text with control characters).
+    its first *limit* bytes in base64 (binary, text with control characters, or text that
+    itself begins with ``base64:``).
 
     None stays None (a tombstone's value, a record without a key).
     """
@@ -42,11 +47,12 @@ def shown(data: bytes | None, limit: int = SHOWN_CHARS) -> str | None:
             return _binary(data, limit)
         text = head[: error.start].decode("utf-8")
     text = text[:limit]
-    return _binary(data, limit) if _CONTROL.search(text) else text
+    # Text that begins as our base64 prefix does is shown in base64 too: never ambiguous.
+    return _binary(data, limit) if _CONTROL.search(text) or text.startswith(_PREFIX) else text
 
 
 def _binary(data: bytes, limit: int) -> str:
-    return "base64:" + base64.b64encode(data[:limit]).decode("ascii")
+    return _PREFIX + base64.b64encode(data[:limit]).decode("ascii")
 
 
 def shown_headers(headers: Sequence[tuple[str, bytes | None]]) -> list[list[str | None]]:

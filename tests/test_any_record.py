@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from kafka import KafkaProducer
 
@@ -101,6 +101,7 @@ def test_every_record_is_processed_and_shown_safely(
 
 
 @given(st.binary(max_size=1200) | st.text(max_size=400).map(str.encode))
+@example(b"base64:")  # text that looks as if it were shown in base64 already
 def test_any_value_is_shown_as_a_prefix_of_its_text_or_in_base64(data: bytes) -> None:
     text = shown(data, limit=100)
 
