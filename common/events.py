@@ -227,6 +227,14 @@ DEAD_LETTER_FAILED = _event(
     "the dead-letter topic refused or missed a record: nothing past it is committed, and "
     "it is written again in retry_in_s",
 )
+OUTPUTS_UNACKNOWLEDGED = _event(
+    "outputs.unacknowledged",
+    "warning",
+    "partitions error reason group_id",
+    "the records the handler returned were not all acknowledged when partitions went "
+    "(reason=revoked) or the consumer stopped (reason=stopping): their inputs' offsets are "
+    "not committed, and are handled again by whoever owns them next",
+)
 HANDLER_FAILED = _event(
     "handler.failed",
     "error",

@@ -16,6 +16,7 @@ from consumer import replay
 from consumer.dead_letter import DeadLetters
 from consumer.event_loop import EventLoop
 from consumer.handler import Handler, HandlerInvalid, check_fits, opened
+from consumer.outputs import Outputs
 from consumer.service import ConsumerService
 
 DESCRIPTION = (
@@ -34,6 +35,10 @@ def run(plan: ConsumerPlan, health: Health, shutdown: Shutdown, tracing: Tracing
         if dead_letters is not None:
             stack.callback(dead_letters.close)
             dead_letters.start()
+        outputs = _outputs(plan, health, shutdown)
+        if outputs is not None:
+            stack.callback(outputs.close)
+            outputs.start()
         client: ConsumerClient | None = connect(
             lambda: Consumer(**plan.kafka),
             shutdown,
@@ -49,6 +54,7 @@ def run(plan: ConsumerPlan, health: Health, shutdown: Shutdown, tracing: Tracing
                 shutdown,
                 handler=handler,
                 dead_letters=dead_letters,
+                outputs=outputs,
                 tracing=tracing,
                 loop=loop,
             ).run()
@@ -111,6 +117,27 @@ def _dead_letters(
         tracing=tracing if tracing.enabled else None,
         client_id=plan.connection.client_id,
         redact=Redactor(plan.secrets).text,
+    )
+
+
+def _outputs(plan: ConsumerPlan, health: Health, shutdown: Shutdown) -> Outputs | None:
+    """What publishes the records the user's handler returns; none for the default one."""
+    kafka = plan.output_kafka
+    if plan.handler is None or kafka is None:
+        return None
+
+    def client() -> ProducerClient | None:
+        made: ProducerClient | None = connect(
+            lambda: Producer(**kafka),
+            shutdown,
+            health,
+            "outputs",
+            plan.connection.bootstrap_servers,
+        )
+        return made
+
+    return Outputs(
+        plan.settings.output_topic, client, timeout_s=kafka["delivery_timeout_ms"] / 1000
     )
 
 

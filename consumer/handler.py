@@ -3,8 +3,10 @@
 A handler is called once per record, in offset order within each partition
 (by default on the polling thread; ``CONSUMER_ORDERING`` and an ``async def``
 handler run records side by side, ``consumer/dispatch.py``). It gets a
-:class:`Record` of ours, never kafka-python's type, and its return value is
-ignored. What it raises decides what happens:
+:class:`Record` of ours, never kafka-python's type, and may return records to
+publish: an :class:`Output`, or a list of them (``consumer/outputs.py``), each
+acknowledged by the broker before the record's offset is committed. What it
+raises decides what happens:
 
 - nothing: the record is done, and its offset will be committed;
 - :class:`RecordRefused`: this record can never be processed (a value the
@@ -55,6 +57,22 @@ class Record(NamedTuple):
     headers: Sequence[tuple[str, bytes | None]]
 
 
+class Output(NamedTuple):
+    """A record for the handler to publish: return one, or a list of them.
+
+    Written to *topic*, or to ``CONSUMER_OUTPUT_TOPIC`` when it is None, and
+    acknowledged by the broker before the input's offset is committed: at
+    least once, so a crash between the two publishes it again.
+    """
+
+    #: None for a tombstone.
+    value: bytes | None
+    key: bytes | None = None
+    #: None: ``CONSUMER_OUTPUT_TOPIC``.
+    topic: str | None = None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
 #: What ``CONSUMER_HANDLER`` names, or what its factory gives: called once per record.
 Handler = Callable[[Record], object]
 #: An ``async def`` handler: awaited once per record, on the process's event loop.
@@ -77,12 +95,14 @@ def batch(handler: _B) -> _B:
 class BatchFailed(Exception):
     """Raise it from a batch handler to name the record that failed, by its index in the
     batch: the records before it are done, it alone is retried (and dead-lettered when
-    its tries are spent), and those after it come again as a batch."""
+    its tries are spent), and those after it come again as a batch. *outputs* are those
+    of the records before it, published as if returned."""
 
-    def __init__(self, index: int, error: BaseException) -> None:
+    def __init__(self, index: int, error: BaseException, outputs: Sequence[Output] = ()) -> None:
         super().__init__(f"record {index} of the batch failed: {type(error).__name__}: {error}")
         self.index = index
         self.error = error
+        self.outputs = outputs
 
 
 def is_async(handler: object) -> bool:
@@ -239,6 +259,7 @@ __all__ = [
     "DependencyUnavailable",
     "Handler",
     "HandlerInvalid",
+    "Output",
     "Record",
     "RecordRefused",
     "batch",

@@ -69,3 +69,9 @@ MAX_IN_FLIGHT = Gauge(
     "partition run one at a time on the polling thread).",
     ["messaging_destination_name"],
 )
+OUTPUTS = Counter(
+    "consumer_outputs",
+    "Records the handler returned to publish (consumer.handler.Output), by the topic they "
+    "went to and outcome: written (acknowledged by the broker) or failed (the consumer stops).",
+    ["messaging_destination_name", "outcome"],
+)

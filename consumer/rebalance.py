@@ -16,9 +16,10 @@ from kafka import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 
 from common import events
-from common.clients import ConsumerClient, TopicPartition
+from common.clients import ConsumerClient, Offsets, TopicPartition
 from consumer import metrics
 from consumer.offsets import OffsetTracker, record_commit
+from consumer.outputs import OutputFailed, Outputs
 
 
 def by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
@@ -29,11 +30,8 @@ def by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
     return {topic: sorted(parts) for topic, parts in sorted(grouped.items())}
 
 
-async def commit(
-    consumer: ConsumerClient, offsets: OffsetTracker, partitions: Iterable[TopicPartition]
-) -> None:
-    """Commit what was processed in *partitions*; count and log a failure."""
-    pending = offsets.uncommitted(partitions)
+async def commit(consumer: ConsumerClient, offsets: OffsetTracker, pending: Offsets) -> None:
+    """Commit *pending*, offsets processed; count and log a failure."""
     if not pending:
         return
     try:
@@ -74,8 +72,10 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         *,
         drain: Drain | None = None,
         drain_timeout_s: float = 0.0,
+        outputs: Outputs | None = None,
     ) -> None:
         self._consumer = consumer
+        self._outputs = outputs
         self._offsets = offsets
         self._on_assigned = on_assigned
         self._drain = drain
@@ -99,6 +99,29 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
                 reason="revoked",
             )
 
+    async def _outputs_acknowledged(self, partitions: set[TopicPartition]) -> bool:
+        """Wait, within the drain's time, for the outputs sent so far: whether all are
+        acknowledged. When not, nothing of *partitions* is committed, and their new owner
+        handles those records again (an output failed stops the consumer at its next poll)."""
+        outputs = self._outputs
+        if outputs is None:
+            return True
+        deadline = time.monotonic() + self._drain_timeout_s
+        try:
+            while not outputs.acknowledged():
+                if time.monotonic() >= deadline:
+                    raise TimeoutError("not acknowledged in time")
+                await self._consumer.io_sleep(DRAIN_CHECK_S)
+        except (OutputFailed, TimeoutError) as error:
+            self._log.warning(
+                events.OUTPUTS_UNACKNOWLEDGED,
+                partitions=by_topic(partitions),
+                error=error.detail if isinstance(error, OutputFailed) else str(error),
+                reason="revoked",
+            )
+            return False
+        return True
+
     def _owned(self, partitions: set[TopicPartition]) -> None:
         metrics.PARTITION_OWNED.clear()
         metrics.ASSIGNED_PARTITIONS.clear()
@@ -115,7 +138,9 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         # The new owner starts from the committed offset: commit before letting go,
         # so that a rebalance re-delivers nothing.
         await self._drained(revoked)
-        await commit(self._consumer, self._offsets, revoked)
+        pending = self._offsets.uncommitted(revoked)
+        if pending and await self._outputs_acknowledged(revoked):
+            await commit(self._consumer, self._offsets, pending)
         self._offsets.forget(revoked)
         if self._drain is not None:
             self._drain.forget(revoked)

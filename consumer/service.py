@@ -44,6 +44,7 @@ from consumer.handler import Handler, log_records
 from consumer.in_order import InOrder, hold_back, records_of
 from consumer.membership import Membership
 from consumer.offsets import OffsetTracker, record_commit
+from consumer.outputs import OutputFailed, Outputs
 from consumer.rebalance import RebalanceListener, by_topic
 from consumer.tracing import RecordSpans
 from consumer.workers import workers_for
@@ -52,6 +53,9 @@ from consumer.workers import workers_for
 POLL_TIMEOUT_MS = 500
 #: Shortest wait of a poll while workers have records: how often it commits, at most.
 COMMIT_WAKE_MS = 10
+#: Longest a commit waits for the outputs before it, on the polling thread; what is not
+#: acknowledged by then is committed with a later commit.
+OUTPUT_FLUSH_S = 1.0
 #: How often partition lag is recomputed.
 LAG_INTERVAL_S = 1.0
 
@@ -68,6 +72,7 @@ class ConsumerService:
         *,
         handler: Handler | None = None,
         dead_letters: DeadLetters | None = None,
+        outputs: Outputs | None = None,
         clock: Callable[[], float] = time.perf_counter,
         tracing: Tracing | None = None,
         loop: EventLoop | None = None,
@@ -90,6 +95,10 @@ class ConsumerService:
         self._offsets = OffsetTracker()
         self._log = structlog.get_logger().bind(group_id=plan.group_id)
         self._handle = handler or log_records(settings.log_message_every, plan.group_id)
+        #: Set when the handler may return records to publish: flushed before each commit.
+        self._outputs = outputs
+        if outputs is not None and handler is not None:
+            self._handle = outputs.publishing(handler)
         self._dead_letters = dead_letters
         self._membership = Membership(client, settings.session_timeout_ms, plan.group_id)
         self._lag_due = 0.0
@@ -155,6 +164,7 @@ class ConsumerService:
                 on_assigned=self._membership.joined,
                 drain=self._dispatcher,
                 drain_timeout_s=self._settings.drain_timeout_ms / 1000,
+                outputs=self._outputs,
             ),
         )
         # Metadata after subscribing, before joining: kafka-python's leader
@@ -332,8 +342,15 @@ class ConsumerService:
             return
         pending = self._offsets.uncommitted()
         if pending:
-            self._client.commit_async(pending, callback=self._on_commit)
+            # Taken before the flush: every output of these records was sent before them.
+            if self._outputs_acknowledged(OUTPUT_FLUSH_S):
+                self._client.commit_async(pending, callback=self._on_commit)
             self._commit_due = now + self._commit_interval_s
+
+    def _outputs_acknowledged(self, timeout_s: float) -> bool:
+        """Whether every output sent so far is acknowledged, after waiting up to
+        *timeout_s*; OutputFailed (the stop) when one failed."""
+        return self._outputs is None or self._outputs.flush(timeout_s)
 
     def _drain(self, dispatcher: Dispatcher) -> None:
         """Wait for the records in flight, within CONSUMER_DRAIN_TIMEOUT_MS, so that what
@@ -346,6 +363,23 @@ class ConsumerService:
                 drain_timeout_ms=drain_ms,
                 reason="stopping",
             )
+
+    def _last_outputs_acknowledged(self) -> bool:
+        """At the stop: whether the last outputs are acknowledged, within
+        CONSUMER_DRAIN_TIMEOUT_MS; said when they are not, and nothing is committed."""
+        try:
+            if self._outputs_acknowledged(self._settings.drain_timeout_ms / 1000):
+                return True
+            error = "not acknowledged in time"
+        except OutputFailed as failed:
+            error = failed.detail
+        self._log.warning(
+            events.OUTPUTS_UNACKNOWLEDGED,
+            partitions=by_topic(self._client.assignment()),
+            error=error,
+            reason="stopping",
+        )
+        return False
 
     def _on_commit(self, offsets: Offsets, response: object) -> None:
         # Runs on the IO thread.
@@ -370,7 +404,7 @@ class ConsumerService:
             self._spans.close()
         pending = self._offsets.uncommitted()
         try:
-            if pending:
+            if pending and self._last_outputs_acknowledged():
                 self._client.commit(pending)
                 record_commit(self._offsets, pending, None)
         except KafkaError as exc:

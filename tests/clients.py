@@ -85,12 +85,16 @@ def console_records(out: str) -> list[tuple[int, int, str, str]]:
 _RECORD_SEPARATOR = "\x1e"
 
 
-def console_read(bootstrap: str, topic: str, count: int) -> list[tuple[str, str, str]]:
+def console_read(
+    bootstrap: str, topic: str, count: int, *options: str
+) -> list[tuple[str, str, str]]:
     """(headers, key, value) of *topic*'s first *count* records, as Kafka's console consumer
     prints them: headers as ``name:value`` joined by ``|``. Records are cut at a separator
-    of their own, not a newline: a header may hold several lines (a dead letter's traceback)."""
+    of their own, not a newline: a header may hold several lines (a dead letter's traceback).
+    *options* go to the console consumer (``--isolation-level read_committed``, say)."""
     out = java(
         CONSOLE_CONSUMER,
+        *options,
         "--bootstrap-server", bootstrap,
         "--topic", topic,
         "--from-beginning",
@@ -159,3 +163,22 @@ def group_lag(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
         if len(fields) >= 6 and fields[0] == group and fields[2].isdigit():
             lag[(fields[1], int(fields[2]))] = int(fields[5])
     return lag
+
+
+class Feed:
+    """Numbered records written by kcat, keyed by one of *keys* keys: the value is the number."""
+
+    def __init__(self, bootstrap: str, topic: str, keys: int = 40) -> None:
+        self._bootstrap = bootstrap
+        self._topic = topic
+        self._keys = keys
+        self.sent = 0
+
+    def more(self, count: int) -> None:
+        numbers = range(self.sent, self.sent + count)
+        lines = "".join(f"k{n % self._keys}:{n}\n" for n in numbers)
+        kcat(self._bootstrap, "-P", "-t", self._topic, "-K:", stdin=lines.encode())
+        self.sent += count
+
+    def one(self, key: str, value: str) -> None:
+        kcat(self._bootstrap, "-P", "-t", self._topic, "-K:", stdin=f"{key}:{value}\n".encode())

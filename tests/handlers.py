@@ -15,7 +15,14 @@ from pathlib import Path
 
 import structlog
 
-from consumer.handler import DependencyUnavailable, Handler, Record, RecordRefused, batch
+from consumer.handler import (
+    DependencyUnavailable,
+    Handler,
+    Output,
+    Record,
+    RecordRefused,
+    batch,
+)
 
 _log = structlog.get_logger()
 
@@ -173,3 +180,18 @@ def logs_batches(records: Sequence[Record]) -> None:
 @batch
 async def async_batches(records: Sequence[Record]) -> None:
     """Not runnable: an async def batch handler."""
+
+
+def copies(record: Record) -> Output:
+    """Publishes ``copy-<value>`` with the record's key, to CONSUMER_OUTPUT_TOPIC, saying
+    where it came from in a header; takes HANDLER_WAIT_MS to do it."""
+    time.sleep(float(os.environ.get("HANDLER_WAIT_MS", "0")) / 1000)
+    _handled(record)
+    where = f"{record.partition}/{record.offset}".encode()
+    return Output(b"copy-" + (record.value or b""), key=record.key, headers=[("input", where)])
+
+
+@batch
+def copies_batch(records: Sequence[Record]) -> list[Output]:
+    """:func:`copies`, a batch at a time."""
+    return [copies(record) for record in records]

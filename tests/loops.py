@@ -14,6 +14,7 @@ from common.tracing import Tracing
 from consumer.dead_letter import DeadLetters
 from consumer.event_loop import EventLoop
 from consumer.handler import Handler
+from consumer.outputs import Outputs
 from consumer.service import ConsumerService
 
 #: Longest a consumer of these tests runs.
@@ -29,6 +30,7 @@ def run_until(
     dead_letters: FakeProducer | None = None,
     loop: EventLoop | None = None,
     tracing: Tracing | None = None,
+    outputs: FakeProducer | None = None,
 ) -> ConsumerService:
     """Run the consumer until the client's script is read and *until* holds, then stop
     it; fail if that has not happened within RUN_S."""
@@ -40,9 +42,13 @@ def run_until(
     if dead_letters is not None:
         letters = DeadLetters("dlt", "g", lambda: dead_letters, timeout_s=5.0)
         letters.start()
+    published = None
+    if outputs is not None:
+        published = Outputs(plan.settings.output_topic, lambda: outputs, timeout_s=5.0)
+        published.start()
     service = ConsumerService(
         plan, client, Health(), shutdown, handler=handler, dead_letters=letters, loop=loop,
-        tracing=tracing,
+        tracing=tracing, outputs=published,
     )  # fmt: skip
     try:
         service.run()

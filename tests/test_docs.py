@@ -92,7 +92,10 @@ def test_the_readme_is_a_front_door() -> None:
 
 @pytest.mark.parametrize(
     ("page", "examples"),
-    [("handlers.md", ["orders.py", "lookups.py", "bulk.py"]), ("sources.md", ["signups.py"])],
+    [
+        ("handlers.md", ["orders.py", "lookups.py", "bulk.py", "enrich.py"]),
+        ("sources.md", ["signups.py"]),
+    ],
 )
 def test_the_examples_in_the_docs_are_the_type_checked_files(
     page: str, examples: list[str]

@@ -19,32 +19,13 @@ import pytest
 
 from consumer.dispatch import AHEAD_PER_SLOT
 from harness import ServiceProcess
-from tests.clients import kcat
+from tests.clients import Feed
 from tests.conftest import Cluster, Services, eventhubs_env
 from tests.groups import committed
 
 pytestmark = [pytest.mark.localkafka, pytest.mark.tools]
 
 PARTITIONS = 6
-KEYS = 40
-
-
-class Feed:
-    """Numbered records written by kcat, keyed by one of KEYS keys: the value is the number."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self._bootstrap = bootstrap
-        self._topic = topic
-        self.sent = 0
-
-    def more(self, count: int) -> None:
-        numbers = range(self.sent, self.sent + count)
-        lines = "".join(f"k{n % KEYS}:{n}\n" for n in numbers)
-        kcat(self._bootstrap, "-P", "-t", self._topic, "-K:", stdin=lines.encode())
-        self.sent += count
-
-    def one(self, key: str, value: str) -> None:
-        kcat(self._bootstrap, "-P", "-t", self._topic, "-K:", stdin=f"{key}:{value}\n".encode())
 
 
 def _handled(*consumers: ServiceProcess) -> list[dict[str, Any]]:

@@ -65,6 +65,8 @@ MAX_BLOCK_MS = 3_000
 FETCH_MAX_BYTES = 1_048_576
 #: A dead letter's delivery timeout beyond its request timeout: room for one retry.
 DEAD_LETTER_DELIVERY_SLACK_MS = 30_000
+#: How long the outputs' producer gathers records into a batch.
+OUTPUT_LINGER_MS = 5
 
 ASSIGNORS: dict[str, type] = {
     "cooperative-sticky": CooperativeStickyAssignor,
@@ -137,6 +139,8 @@ class ConsumerPlan:
     handler: Callable[..., object] | None = None
     #: The dead-letter topic's producer, when CONSUMER_DEAD_LETTER_TOPIC is set.
     dead_letter_kafka: ProducerArgs | None = field(default=None, repr=False)
+    #: The producer of what the handler returns (consumer/outputs.py).
+    output_kafka: ProducerArgs | None = field(default=None, repr=False)
 
 
 @overload
@@ -161,6 +165,7 @@ def resolve(settings: ProducerSettings | ConsumerSettings) -> ProducerPlan | Con
     commit_interval_ms = _commit_interval_ms(settings, connection, problems)
     handler = _handler(settings, problems)
     dead_letter = _dead_letter_args(settings, topic, connection, problems)
+    output = _output_args(settings, topic, connection, problems)
     problems.raise_any()
     assert topic is not None  # a missing topic or group is a problem raised above
     assert group_id is not None
@@ -174,6 +179,7 @@ def resolve(settings: ProducerSettings | ConsumerSettings) -> ProducerPlan | Con
         consumer,
         handler,
         dead_letter,
+        output,
     )
 
 
@@ -578,6 +584,25 @@ def _dead_letter_args(
             f"CONSUMER_DEAD_LETTER_TOPIC={dead_letter_topic} is the topic consumed: its "
             "records would come back to the handler that gave up on them"
         )
+    return _acknowledged_args(connection, linger_ms=0)
+
+
+def _output_args(
+    settings: ConsumerSettings, topic: str | None, connection: Connection, problems: _Problems
+) -> ProducerArgs:
+    output_topic = settings.output_topic
+    if output_topic is not None and output_topic == topic:
+        problems.add(
+            f"CONSUMER_OUTPUT_TOPIC={output_topic} is the topic consumed: each output "
+            "would come back to the handler that wrote it"
+        )
+    # Outputs come many to a poll: a few milliseconds gather them into batches, and
+    # every commit flushes what waits.
+    return _acknowledged_args(connection, linger_ms=OUTPUT_LINGER_MS)
+
+
+def _acknowledged_args(connection: Connection, *, linger_ms: int) -> ProducerArgs:
+    """A producer whose every record is acknowledged before the input's offset is committed."""
     request_timeout_ms = _request_timeout_ms(None, connection)
     return {
         **_client_args(connection, request_timeout_ms),
@@ -585,7 +610,7 @@ def _dead_letter_args(
         "acks": "all",
         "enable_idempotence": True,
         "compression_type": None,
-        "linger_ms": 0,
+        "linger_ms": linger_ms,
         "delivery_timeout_ms": request_timeout_ms + DEAD_LETTER_DELIVERY_SLACK_MS,
         "max_block_ms": MAX_BLOCK_MS,
         "max_request_size": (

@@ -420,6 +420,14 @@ class ConsumerSettings(KafkaSettings):
         min_length=1,
         max_length=249,
     )
+    output_topic: str | None = env(
+        "CONSUMER_OUTPUT_TOPIC",
+        description="Topic (event hub) for the records the handler returns without a "
+        "topic of their own (consumer.handler.Output); it must exist, and is never created",
+        default=None,
+        min_length=1,
+        max_length=249,
+    )
     simulated_work_ms: float = env(
         "CONSUMER_SIMULATED_WORK_MS",
         description="Pretend work per message, in milliseconds, to watch slow processing, "
@@ -435,7 +443,7 @@ class ConsumerSettings(KafkaSettings):
             raise ValueError("is not package.module:name (for example myapp.handlers:handle)")
         return value
 
-    @field_validator("dead_letter_topic")
+    @field_validator("dead_letter_topic", "output_topic")
     @classmethod
     def _check_dead_letter_topic(cls, value: str | None) -> str | None:
         return KafkaSettings._check_topic(value)
