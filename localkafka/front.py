@@ -11,7 +11,9 @@ endpoint of Azure Event Hubs:
 - offset commits over 4 per second per partition are held back;
 - over the throughput quota, answers are delayed and carry ``throttle_time_ms``,
   and a produce that would wait past its request timeout gets PolicyViolation;
-- an idle connection is closed, as Azure's load balancer does after ~240 s.
+- an idle connection is closed, as Azure's load balancer does after ~240 s;
+- on a Standard namespace, a transaction's coordinator is refused (transactions are a
+  preview of Premium and Dedicated).
 
 The rules live in ``front.json`` in the broker's data directory and are read
 again for each new connection, so a test can change them on a running broker.
@@ -307,6 +309,20 @@ class _Connection:
                     answer.delay = delay
                     if delay:
                         front.log("front.produce_throttled", delay_ms=round(delay * 1000))
+        elif head.api_key == wire.FIND_COORDINATOR and rules.tier == "standard":
+            key_type, keys = wire.coordinator_request(frame, head.api_version)
+            if key_type == wire.TRANSACTION_COORDINATOR:
+                # Transactions are a preview of Premium and Dedicated: Standard refuses
+                # the first step of every one, in these words (zeebe-kafka-exporter#390).
+                front.log("front.transactions_refused", keys=keys)
+                answer.local = wire.coordinator_error(
+                    keys,
+                    head.api_version,
+                    head.correlation_id,
+                    wire.INVALID_REQUEST,
+                    "FindCoordinator asked for coordinator with type code 1 which is not "
+                    "supported. type code 1 is only supported in Premium or Dedicated sku.",
+                )
         elif head.api_key == wire.OFFSET_COMMIT:
             partitions = wire.committed_partitions(frame, head.api_version)
             answer.delay = front.commits.delay(partitions)

@@ -14,15 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka.protocol.consumer import FetchResponse, OffsetCommitRequest, OffsetCommitResponse
+from kafka.protocol.metadata import FindCoordinatorRequest, FindCoordinatorResponse
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
 
 PRODUCE = 0
 FETCH = 1
 OFFSET_COMMIT = 8
+FIND_COORDINATOR = 10
 SASL_HANDSHAKE = 17
 API_VERSIONS = 18
 
 #: Error codes the front answers with (Kafka's ``Errors``).
+INVALID_REQUEST = 42
 UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
 POLICY_VIOLATION = 44
 
@@ -157,3 +160,39 @@ def has_throttle(api_key: int, version: int) -> bool:
     return not (api_key in (PRODUCE, FETCH) and version < 1) and not (
         api_key == OFFSET_COMMIT and version < 3
     )
+
+
+#: FindCoordinator's ``key_type`` for a transaction coordinator (0 is a group's).
+TRANSACTION_COORDINATOR = 1
+
+
+def coordinator_request(frame: bytes, version: int) -> tuple[int, list[str]]:
+    """A FindCoordinator request's key type and keys (one before v4, any number after)."""
+    request = FindCoordinatorRequest.decode(frame, version=version, header=True)
+    keys = list(request.coordinator_keys) if version >= 4 else [request.key]
+    return request.key_type if version >= 1 else 0, keys
+
+
+def coordinator_error(
+    keys: list[str], version: int, correlation_id: int, error: int, message: str
+) -> bytes:
+    """A framed FindCoordinator response that refuses every one of *keys* with *error*."""
+    if version >= 4:
+        response = FindCoordinatorResponse(
+            throttle_time_ms=0,
+            coordinators=[
+                FindCoordinatorResponse.Coordinator(
+                    key=key, node_id=-1, host="", port=-1, error_code=error,
+                    error_message=message,
+                )
+                for key in keys
+            ],
+        )  # fmt: skip
+    else:
+        response = FindCoordinatorResponse(
+            throttle_time_ms=0, error_code=error, error_message=message, node_id=-1, host="",
+            port=-1,
+        )  # fmt: skip
+    response.API_VERSION = version
+    response.with_header(correlation_id=correlation_id)
+    return bytes(response.encode(header=True, framed=True))
