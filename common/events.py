@@ -46,12 +46,15 @@ SERVICE_FAILED = _event(
     "error",
     "reason error exception metrics_host metrics_port",
     "the process ends with exit status 1 (2 for invalid_client_settings, handler_invalid, "
-    "handler_settings_invalid and source_invalid: what was configured is wrong); reason is one "
+    "handler_settings_invalid, source_invalid and transactions_unsupported: what was "
+    "configured is wrong); reason is one "
     "of authentication_failed, authorization_failed, tls_verification_failed, "
     "credential_unavailable, metrics_port_unavailable, unsupported_codec, compression_refused, "
     "invalid_client_settings, handler_invalid, handler_settings_invalid, handler_failed, "
     "handler_unavailable, "
-    "dead_letter_topic_missing, source_invalid, source_unavailable, source_failed, "
+    "dead_letter_topic_missing, output_topic_missing, output_failed, "
+    "transactions_unsupported, transactions_unavailable, source_invalid, source_unavailable, "
+    "source_failed, "
     "records_undelivered, inputs_skipped, broker_unavailable (replay)",
 )
 SERVICE_STOPPED = _event(
@@ -234,6 +237,14 @@ OUTPUTS_UNACKNOWLEDGED = _event(
     "the records the handler returned were not all acknowledged when partitions went "
     "(reason=revoked) or the consumer stopped (reason=stopping): their inputs' offsets are "
     "not committed, and are handled again by whoever owns them next",
+)
+TRANSACTION_ABORTED = _event(
+    "transaction.aborted",
+    "warning",
+    "partitions error group_id",
+    "exactly once: a transaction could not commit (a member the group replaced is fenced "
+    "here) and was aborted: its outputs are never visible at read_committed, and its "
+    "records are handled again",
 )
 HANDLER_FAILED = _event(
     "handler.failed",

@@ -73,7 +73,12 @@ def _open_handler(plan: ConsumerPlan, stack: contextlib.ExitStack, loop: EventLo
             for field in ("batch_max_records", "batch_max_wait_ms")
             if field in settings.model_fields_set
         ]
-        check_fits(handler, ordering=settings.ordering, batch_settings=batch_settings)
+        check_fits(
+            handler,
+            ordering=settings.ordering,
+            batch_settings=batch_settings,
+            exactly_once=settings.processing_guarantee == "exactly_once",
+        )
     except HandlerInvalid as exc:
         # Called wrong, like a misspelt name: exit 2, a restart cannot help.
         raise ServiceFailed("handler_invalid", str(exc), exit_status=EXIT_CONFIG) from None
@@ -123,7 +128,8 @@ def _dead_letters(
 def _outputs(plan: ConsumerPlan, health: Health, shutdown: Shutdown) -> Outputs | None:
     """What publishes the records the user's handler returns; none for the default one."""
     kafka = plan.output_kafka
-    if plan.handler is None or kafka is None:
+    transactional = plan.settings.processing_guarantee == "exactly_once"
+    if kafka is None or (plan.handler is None and not transactional):
         return None
 
     def client() -> ProducerClient | None:
@@ -137,7 +143,10 @@ def _outputs(plan: ConsumerPlan, health: Health, shutdown: Shutdown) -> Outputs 
         return made
 
     return Outputs(
-        plan.settings.output_topic, client, timeout_s=kafka["delivery_timeout_ms"] / 1000
+        plan.settings.output_topic,
+        client,
+        timeout_s=kafka["delivery_timeout_ms"] / 1000,
+        transactional=transactional,
     )
 
 

@@ -177,10 +177,24 @@ class HandlerInvalid(Exception):
     can run."""
 
 
-def check_fits(handler: object, *, ordering: str, batch_settings: Collection[str]) -> None:
+def check_fits(
+    handler: object,
+    *,
+    ordering: str,
+    batch_settings: Collection[str],
+    exactly_once: bool = False,
+) -> None:
     """HandlerInvalid when *handler* cannot run with these settings: batch settings
     (*batch_settings*, the variables set) for a handler of one record, or a batch
-    handler in an order other than ``partition``, or an ``async def`` one."""
+    handler in an order other than ``partition``, or an ``async def`` one; for exactly
+    once, any handler but a plain one of one record."""
+    if exactly_once and (takes_batches(handler) or is_async(handler)):
+        kind = "a batch handler" if takes_batches(handler) else "an async def handler"
+        raise HandlerInvalid(
+            f"CONSUMER_PROCESSING_GUARANTEE=exactly_once with {kind}: its records run on "
+            "workers, and a transaction commits only what the polling thread handled; "
+            "take one record with a plain function"
+        )
     if not takes_batches(handler):
         if batch_settings:
             raise HandlerInvalid(

@@ -202,6 +202,14 @@ class InOrder:
             del self._pending[tp]
         self._paused.intersection_update(assigned)
 
+    def rewound(self) -> None:
+        """Forget every retry and pause: the partitions were sent back to their last
+        committed offsets, and the records come again from there."""
+        if self._paused:
+            self._client.resume(*self._paused)
+        self._paused.clear()
+        self._pending.clear()
+
     def handle(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
         """Handle a poll's records, within half of max.poll.interval.ms, and note what was done.
 

@@ -46,6 +46,18 @@ class OffsetTracker:
             for tp, meta in offsets.items():
                 self._committed[tp] = meta.offset
 
+    def fetched_from(self, partition: TopicPartition, offset: int) -> None:
+        """The first record fetched of *partition* is at *offset*: where the group's
+        committed offset was, if none is known yet."""
+        with self._lock:
+            self._committed.setdefault(partition, offset)
+
+    def rewound(self) -> dict[TopicPartition, int]:
+        """Forget what was processed since the last commit: the offsets to go back to."""
+        with self._lock:
+            self._processed = dict(self._committed)
+            return dict(self._committed)
+
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Drop partitions we no longer own; their new owner tracks them now."""
         with self._lock:

@@ -25,8 +25,9 @@ from typing import Any, TypeVar, cast
 from kafka.errors import KafkaError, KafkaTimeoutError
 from opentelemetry.trace import get_current_span
 
-from common.clients import Outcome, ProducerClient
+from common.clients import Offsets, Outcome, ProducerClient
 from common.failure import ServiceFailed
+from common.runner import EXIT_CONFIG
 from common.tracing import with_context
 from consumer import metrics
 from consumer.handler import BatchFailed, Output, Record, is_async
@@ -45,8 +46,15 @@ class OutputFailed(ServiceFailed):
         )
 
 
+class TransactionAborted(Exception):
+    """The transaction did not commit, and was aborted: its outputs are never visible to a
+    read_committed reader, its offsets are not committed, and its records are to be
+    handled again."""
+
+
 class Outputs:
-    """Sends what the handler returns, and says when all of it is acknowledged."""
+    """Sends what the handler returns, and says when all of it is acknowledged; or, for
+    exactly once, sends it in a transaction that commits the input offsets with it."""
 
     def __init__(
         self,
@@ -54,19 +62,26 @@ class Outputs:
         connect: Callable[[], ProducerClient | None],
         *,
         timeout_s: float,
+        transactional: bool = False,
     ) -> None:
         #: ``CONSUMER_OUTPUT_TOPIC``: where an output without a topic goes.
         self.default_topic = default_topic
         self._connect = connect
         #: Longest a stop waits for the last outputs' acknowledgements.
         self.timeout_s = timeout_s
+        #: Exactly once: outputs and offsets go in transactions (:meth:`commit`).
+        self.transactional = transactional
+        self._in_transaction = False
         self._client: ProducerClient | None = None
         self._lock = threading.Lock()
         self._unanswered = 0
         self._failure: OutputFailed | None = None
 
     def start(self) -> None:
-        """Connect, and refuse to start when ``CONSUMER_OUTPUT_TOPIC`` does not exist."""
+        """Connect, and refuse to start when ``CONSUMER_OUTPUT_TOPIC`` does not exist, or
+        transactions are asked for and the broker has none."""
+        if self.transactional:
+            self._client_now()
         if self.default_topic is None:
             return
         client = self._client_now()
@@ -121,6 +136,9 @@ class Outputs:
         span = get_current_span()
         traced = span.get_span_context().is_valid
         client = self._client_now()
+        if self.transactional and not self._in_transaction:
+            client.begin_transaction()
+            self._in_transaction = True
         for output in outputs:
             topic = output.topic or self.default_topic
             if topic is None:
@@ -145,7 +163,12 @@ class Outputs:
         # Runs on the producer's IO thread.
         with self._lock:
             self._unanswered -= 1
-            if isinstance(outcome, BaseException) and self._failure is None:
+            # In a transaction, a failed output fails its commit instead: handled again.
+            if (
+                isinstance(outcome, BaseException)
+                and self._failure is None
+                and not self.transactional
+            ):
                 self._failure = OutputFailed(topic, outcome)
         outcome_label = "failed" if isinstance(outcome, BaseException) else "written"
         metrics.OUTPUTS.labels(topic, outcome_label).inc()
@@ -171,6 +194,44 @@ class Outputs:
                 return False
         return self.acknowledged()
 
+    def commit(self, offsets: Offsets, group_metadata: object) -> None:
+        """Commit the transaction with the input *offsets*: its outputs and the offsets
+        become visible together. TransactionAborted, once aborted, when it cannot commit
+        (a member the group replaced is fenced here, by *group_metadata*)."""
+        client = self._client_now()
+        try:
+            if not self._in_transaction:
+                client.begin_transaction()
+                self._in_transaction = True
+            client.send_offsets_to_transaction(offsets, group_metadata)
+            client.commit_transaction()
+        except KafkaError as error:
+            self._abort(client)
+            raise TransactionAborted(f"{type(error).__name__}: {error}") from error
+        finally:
+            self._in_transaction = False
+
+    def abort(self) -> bool:
+        """Abort the open transaction, if any: whether there was one."""
+        if not self._in_transaction or self._client is None:
+            return False
+        self._abort(self._client)
+        self._in_transaction = False
+        return True
+
+    def _abort(self, client: ProducerClient) -> None:
+        try:
+            client.abort_transaction()
+        except KafkaError:
+            # Fenced, or failed for good: a new producer, initialised afresh, takes over.
+            self._drop(client)
+
+    def _drop(self, client: ProducerClient) -> None:
+        with self._lock:
+            if self._client is client:
+                self._client = None
+        client.close(timeout=0)
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
@@ -183,8 +244,32 @@ class Outputs:
                 client = self._connect()
                 if client is None:
                     raise ServiceFailed("stopped", "stopped before the outputs' client connected")
+                if self.transactional:
+                    _init_transactions(client)
                 self._client = client
             return self._client
+
+
+def _init_transactions(client: ProducerClient) -> None:
+    """Fence this member's earlier producer; one line when the broker has no transactions."""
+    try:
+        client.init_transactions()
+    except KafkaTimeoutError as error:
+        client.close(timeout=0)
+        raise ServiceFailed(
+            "transactions_unavailable",
+            f"CONSUMER_PROCESSING_GUARANTEE=exactly_once: no transaction coordinator "
+            f"answered in time ({error})",
+        ) from None
+    except KafkaError as error:
+        client.close(timeout=0)
+        raise ServiceFailed(
+            "transactions_unsupported",
+            f"CONSUMER_PROCESSING_GUARANTEE=exactly_once: the broker refused transactions "
+            f"({type(error).__name__}: {error}); Event Hubs has them only on Premium and "
+            "Dedicated namespaces (a preview): use at_least_once on Standard",
+            exit_status=EXIT_CONFIG,
+        ) from None
 
 
 def _outputs_in(returned: object) -> Sequence[Output]:

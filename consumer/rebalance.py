@@ -73,9 +73,14 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         drain: Drain | None = None,
         drain_timeout_s: float = 0.0,
         outputs: Outputs | None = None,
+        transact: Callable[[Offsets], bool] | None = None,
+        abort: Callable[[str], None] | None = None,
     ) -> None:
         self._consumer = consumer
         self._outputs = outputs
+        #: Exactly once: commits offsets with the outputs in one transaction, or aborts it.
+        self._transact = transact
+        self._abort = abort
         self._offsets = offsets
         self._on_assigned = on_assigned
         self._drain = drain
@@ -138,9 +143,15 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         # The new owner starts from the committed offset: commit before letting go,
         # so that a rebalance re-delivers nothing.
         await self._drained(revoked)
-        pending = self._offsets.uncommitted(revoked)
-        if pending and await self._outputs_acknowledged(revoked):
-            await commit(self._consumer, self._offsets, pending)
+        if self._transact is not None:
+            # The transaction holds the outputs of every partition: commit it all.
+            everything = self._offsets.uncommitted()
+            if everything:
+                self._transact(everything)
+        else:
+            pending = self._offsets.uncommitted(revoked)
+            if pending and await self._outputs_acknowledged(revoked):
+                await commit(self._consumer, self._offsets, pending)
         self._offsets.forget(revoked)
         if self._drain is not None:
             self._drain.forget(revoked)
@@ -171,6 +182,9 @@ class RebalanceListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         # commit now could move its offsets backwards. What was processed and
         # not committed will be delivered again (at least once, never lost).
         lost = set(lost)
+        if self._abort is not None:
+            # The open transaction holds outputs of records another member owns now.
+            self._abort("partitions lost")
         if self._drain is not None:
             self._drain.release(lost)
             self._drain.forget(lost)

@@ -44,7 +44,7 @@ from consumer.handler import Handler, log_records
 from consumer.in_order import InOrder, hold_back, records_of
 from consumer.membership import Membership
 from consumer.offsets import OffsetTracker, record_commit
-from consumer.outputs import OutputFailed, Outputs
+from consumer.outputs import OutputFailed, Outputs, TransactionAborted
 from consumer.rebalance import RebalanceListener, by_topic
 from consumer.tracing import RecordSpans
 from consumer.workers import workers_for
@@ -99,6 +99,10 @@ class ConsumerService:
         self._outputs = outputs
         if outputs is not None and handler is not None:
             self._handle = outputs.publishing(handler)
+        #: Exactly once: outputs and offsets are committed in one transaction.
+        self._transactional = outputs is not None and outputs.transactional
+        #: Set when a transaction was aborted where no seek could follow (partitions lost).
+        self._rewind_due = False
         self._dead_letters = dead_letters
         self._membership = Membership(client, settings.session_timeout_ms, plan.group_id)
         self._lag_due = 0.0
@@ -164,7 +168,9 @@ class ConsumerService:
                 on_assigned=self._membership.joined,
                 drain=self._dispatcher,
                 drain_timeout_s=self._settings.drain_timeout_ms / 1000,
-                outputs=self._outputs,
+                outputs=None if self._transactional else self._outputs,
+                transact=self._commit_transaction if self._transactional else None,
+                abort=self._abort_transaction if self._transactional else None,
             ),
         )
         # Metadata after subscribing, before joining: kafka-python's leader
@@ -202,6 +208,8 @@ class ConsumerService:
             self._health.set_ready(False, self._topic_why)
         else:
             self._health.set_ready(state != MemberState.UNJOINED, "not a member of the group")
+        if self._transactional:
+            batch = self._noted_for_rewind(batch)
         if self._in_order is not None:
             self._in_order.keep_only(self._client.assignment())
         if self._spans is not None:
@@ -342,10 +350,65 @@ class ConsumerService:
             return
         pending = self._offsets.uncommitted()
         if pending:
+            if self._transactional:
+                if not self._commit_transaction(pending):
+                    self._rewind()
             # Taken before the flush: every output of these records was sent before them.
-            if self._outputs_acknowledged(OUTPUT_FLUSH_S):
+            elif self._outputs_acknowledged(OUTPUT_FLUSH_S):
                 self._client.commit_async(pending, callback=self._on_commit)
             self._commit_due = now + self._commit_interval_s
+
+    def _commit_transaction(self, pending: Offsets) -> bool:
+        """Exactly once: commit *pending* with the outputs sent since the last commit, in
+        one transaction; whether it committed. When it did not, it is aborted and the
+        records it covered are to be handled again (:meth:`_rewind`)."""
+        assert self._outputs is not None
+        try:
+            if not self._membership.may_handle():
+                # Expelled: a commit without a generation would not be fenced.
+                self._outputs.abort()
+                raise TransactionAborted("not a member of the group: no generation to commit in")
+            self._outputs.commit(pending, self._client.group_metadata())
+        except TransactionAborted as aborted:
+            metrics.COMMIT_FAILURES.labels("TransactionAborted").inc()
+            self._log.warning(
+                events.TRANSACTION_ABORTED, partitions=by_topic(pending), error=str(aborted)
+            )
+            self._rewind_due = True
+            return False
+        record_commit(self._offsets, pending, None)
+        return True
+
+    def _abort_transaction(self, why: str) -> None:
+        """Exactly once: abort the open transaction (its records are handled again), for
+        *why*."""
+        assert self._outputs is not None
+        if self._outputs.abort():
+            self._log.warning(events.TRANSACTION_ABORTED, partitions={}, error=why)
+        self._rewind_due = True
+
+    def _noted_for_rewind(
+        self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]
+    ) -> Mapping[TopicPartition, Sequence[ConsumerRecord]]:
+        """Exactly once: the poll's records, after noting where each partition would go
+        back to; none, and the partitions sent back, when a transaction was aborted."""
+        if self._rewind_due:
+            self._rewind()
+            return {}
+        for partition, records in batch.items():
+            self._offsets.fetched_from(partition, records[0].offset)
+        return batch
+
+    def _rewind(self) -> None:
+        """Send every partition back to the first offset no committed transaction covers:
+        what the aborted one covered is handled again, its outputs never seen."""
+        assigned = self._client.assignment()
+        for partition, offset in self._offsets.rewound().items():
+            if partition in assigned:
+                self._client.seek(partition, offset)
+        if self._in_order is not None:
+            self._in_order.rewound()
+        self._rewind_due = False
 
     def _outputs_acknowledged(self, timeout_s: float) -> bool:
         """Whether every output sent so far is acknowledged, after waiting up to
@@ -404,7 +467,12 @@ class ConsumerService:
             self._spans.close()
         pending = self._offsets.uncommitted()
         try:
-            if pending and self._last_outputs_acknowledged():
+            if self._transactional:
+                assert self._outputs is not None
+                if not pending or not self._commit_transaction(pending):
+                    # Nothing committed: whoever owns these records next handles them.
+                    self._outputs.abort()
+            elif pending and self._last_outputs_acknowledged():
                 self._client.commit(pending)
                 record_commit(self._offsets, pending, None)
         except KafkaError as exc:

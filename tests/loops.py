@@ -44,7 +44,12 @@ def run_until(
         letters.start()
     published = None
     if outputs is not None:
-        published = Outputs(plan.settings.output_topic, lambda: outputs, timeout_s=5.0)
+        published = Outputs(
+            plan.settings.output_topic,
+            lambda: outputs,
+            timeout_s=5.0,
+            transactional=plan.settings.processing_guarantee == "exactly_once",
+        )
         published.start()
     service = ConsumerService(
         plan, client, Health(), shutdown, handler=handler, dead_letters=letters, loop=loop,

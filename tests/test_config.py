@@ -271,6 +271,7 @@ MALFORMED = {
     "CONSUMER_RETRY_BACKOFF_MAX_MS": ["0", "1m", "10"],
     "CONSUMER_DEAD_LETTER_TOPIC": ["dead letters", "t"],
     "CONSUMER_OUTPUT_TOPIC": ["out put", "t"],
+    "CONSUMER_PROCESSING_GUARANTEE": ["exactly-once", "EOS", "at least once"],
     "CONSUMER_ORDERING": ["sideways", "KEY ORDER", "per-key"],
     "CONSUMER_MAX_IN_FLIGHT": ["0", "-1", "many"],
     "CONSUMER_DRAIN_TIMEOUT_MS": ["-1", "8s"],

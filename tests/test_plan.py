@@ -70,6 +70,7 @@ CONSUMER = {
     "max_poll_records": 500,
     "max_poll_interval_ms": 300_000,
     "fetch_max_bytes": 1_048_576,
+    "isolation_level": "read_uncommitted",
 }
 #: Microsoft's settings for Event Hubs, on top of those.
 EVENTHUBS = {

@@ -87,6 +87,21 @@ class ProducerClient(Protocol):
     def metrics(self) -> Mapping[str, Mapping[str, float]]:
         """The client's own figures, by group (throttle time among them)."""
 
+    # A producer made with a transactional_id (exactly once, consumer/outputs.py).
+
+    def init_transactions(self) -> None:
+        """Fence earlier producers of this transactional id, aborting what they left open."""
+
+    def begin_transaction(self) -> None: ...
+    def send_offsets_to_transaction(
+        self, offsets: Mapping[TopicPartition, OffsetAndMetadata], group_metadata: object
+    ) -> None:
+        """Commit *offsets* with the transaction; *group_metadata* (the consumer's) lets the
+        broker fence a member the group has replaced (KIP-447)."""
+
+    def commit_transaction(self) -> None: ...
+    def abort_transaction(self) -> None: ...
+
 
 # --- Consuming -------------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kafka.errors import KafkaTimeoutError
+from kafka import OffsetAndMetadata
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import MemberState, TopicPartition
 
 from common.clients._protocols import (
@@ -175,6 +176,10 @@ class FakeProducer:
         self.fatal = False
         #: Topics a broker said it does not have.
         self.missing: set[str] = set()
+        #: What a transactional producer was asked, in order ("begin", "commit"...).
+        self.transactions: list[str] = []
+        #: Set by a test: how many commit_transaction calls fail (and must be aborted).
+        self.refuse_commits = 0
 
     @classmethod
     def acknowledging(
@@ -230,6 +235,29 @@ class FakeProducer:
 
     def metrics(self) -> Mapping[str, Mapping[str, float]]:
         return {}
+
+    def init_transactions(self) -> None:
+        self.transactions.append("init")
+
+    def begin_transaction(self) -> None:
+        self.transactions.append("begin")
+
+    def send_offsets_to_transaction(
+        self, offsets: Mapping[Partition, OffsetAndMetadata], group_metadata: object
+    ) -> None:
+        self.transactions.append(
+            "offsets " + ",".join(f"{tp.partition}:{m.offset}" for tp, m in offsets.items())
+        )
+
+    def commit_transaction(self) -> None:
+        if self.refuse_commits:
+            self.refuse_commits -= 1
+            self.transactions.append("commit refused")
+            raise KafkaError("the transaction could not commit")
+        self.transactions.append("commit")
+
+    def abort_transaction(self) -> None:
+        self.transactions.append("abort")
 
 
 # --- The consumer's side ------------------------------------------------------------

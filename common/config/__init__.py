@@ -8,7 +8,7 @@ from common.config._cli import argument_parser, parse_overrides
 from common.config._env import env_names, env_variables
 from common.config._errors import ConfigError, load
 from common.config._files import file_variables, secret
-from common.config._kafka_args import ClientArgs, ConsumerArgs, ProducerArgs
+from common.config._kafka_args import ClientArgs, ConsumerArgs, ProducerArgs, TransactionalArgs
 from common.config._named import BATCH_MARK, takes_a_record, takes_batches
 from common.config._plan import (
     BOOTSTRAP_TIMEOUT_MS,
@@ -40,6 +40,7 @@ __all__ = [
     "Sasl",
     "Security",
     "Tls",
+    "TransactionalArgs",
     "argument_parser",
     "env_names",
     "env_variables",

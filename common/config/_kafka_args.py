@@ -55,6 +55,14 @@ class ProducerArgs(ClientArgs, total=False):
     max_request_size: Required[int]
 
 
+class TransactionalArgs(ProducerArgs, total=False):
+    """A transactional ``KafkaProducer``'s: exactly once, outputs and input offsets in one
+    transaction."""
+
+    transactional_id: Required[str]
+    transaction_timeout_ms: Required[int]
+
+
 class ConsumerArgs(ClientArgs, total=False):
     """``KafkaConsumer`` arguments."""
 
@@ -67,3 +75,4 @@ class ConsumerArgs(ClientArgs, total=False):
     max_poll_records: Required[int]
     max_poll_interval_ms: Required[int]
     fetch_max_bytes: Required[int]
+    isolation_level: Literal["read_uncommitted", "read_committed"]

@@ -31,6 +31,7 @@ from common.config._kafka_args import (
     ConsumerArgs,
     ProducerArgs,
     SaslMechanism,
+    TransactionalArgs,
 )
 from common.config._named import ImportFailed, import_handler, import_source
 from common.config._security import (
@@ -67,6 +68,9 @@ FETCH_MAX_BYTES = 1_048_576
 DEAD_LETTER_DELIVERY_SLACK_MS = 30_000
 #: How long the outputs' producer gathers records into a batch.
 OUTPUT_LINGER_MS = 5
+#: Longest a transaction may stay open: one a killed member left is aborted by then.
+#: Ours last one commit interval.
+TRANSACTION_TIMEOUT_MS = 10_000
 
 ASSIGNORS: dict[str, type] = {
     "cooperative-sticky": CooperativeStickyAssignor,
@@ -165,7 +169,7 @@ def resolve(settings: ProducerSettings | ConsumerSettings) -> ProducerPlan | Con
     commit_interval_ms = _commit_interval_ms(settings, connection, problems)
     handler = _handler(settings, problems)
     dead_letter = _dead_letter_args(settings, topic, connection, problems)
-    output = _output_args(settings, topic, connection, problems)
+    output = _output_args(settings, topic, group_id or "", connection, problems)
     problems.raise_any()
     assert topic is not None  # a missing topic or group is a problem raised above
     assert group_id is not None
@@ -526,6 +530,12 @@ def _consumer_args(
         # never by a timer that does not know what was processed.
         "enable_auto_commit": False,
         "auto_offset_reset": settings.auto_offset_reset,
+        # Exactly once reads only what committed transactions wrote, as Kafka Streams does.
+        "isolation_level": (
+            "read_committed"
+            if settings.processing_guarantee == "exactly_once"
+            else "read_uncommitted"
+        ),
         "partition_assignment_strategy": tuple(ASSIGNORS[name] for name in strategies),
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": heartbeat_interval_ms,
@@ -588,7 +598,11 @@ def _dead_letter_args(
 
 
 def _output_args(
-    settings: ConsumerSettings, topic: str | None, connection: Connection, problems: _Problems
+    settings: ConsumerSettings,
+    topic: str | None,
+    group_id: str,
+    connection: Connection,
+    problems: _Problems,
 ) -> ProducerArgs:
     output_topic = settings.output_topic
     if output_topic is not None and output_topic == topic:
@@ -598,7 +612,23 @@ def _output_args(
         )
     # Outputs come many to a poll: a few milliseconds gather them into batches, and
     # every commit flushes what waits.
-    return _acknowledged_args(connection, linger_ms=OUTPUT_LINGER_MS)
+    args = _acknowledged_args(connection, linger_ms=OUTPUT_LINGER_MS)
+    if settings.processing_guarantee == "exactly_once":
+        if settings.ordering != "partition":
+            problems.add(
+                f"CONSUMER_PROCESSING_GUARANTEE=exactly_once with CONSUMER_ORDERING="
+                f"{settings.ordering}: a transaction commits what the polling thread handled; "
+                "use CONSUMER_ORDERING=partition"
+            )
+        # Stable across restarts of one member, so that a new producer aborts what its
+        # killed predecessor left open, instead of readers waiting out the timeout.
+        transactional: TransactionalArgs = {
+            **args,
+            "transactional_id": f"{group_id}.{connection.client_id}",
+            "transaction_timeout_ms": TRANSACTION_TIMEOUT_MS,
+        }
+        return transactional
+    return args
 
 
 def _acknowledged_args(connection: Connection, *, linger_ms: int) -> ProducerArgs:

@@ -420,6 +420,14 @@ class ConsumerSettings(KafkaSettings):
         min_length=1,
         max_length=249,
     )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = env(
+        "CONSUMER_PROCESSING_GUARANTEE",
+        description="at_least_once, or exactly_once: the handler's outputs and the input "
+        "offsets in one Kafka transaction, the input read read_committed; needs partition "
+        "order and a plain handler of one record; on Event Hubs, a Premium or Dedicated "
+        "namespace (docs/handlers.md)",
+        default="at_least_once",
+    )
     output_topic: str | None = env(
         "CONSUMER_OUTPUT_TOPIC",
         description="Topic (event hub) for the records the handler returns without a "
