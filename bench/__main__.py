@@ -21,6 +21,7 @@ from bench.sink import sink_case
 from bench.sources import sources_case
 from bench.throughput import consumer_case, producer_case
 from bench.tracing import tracing_case
+from bench.transform import transform_case
 
 CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
     "producer": producer_case,
@@ -33,12 +34,13 @@ CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
     "processing": processing_case,
 }
 #: Run only when named: the comparison behind the default assignment strategy, the
-#: heartbeat's, tracing's cost, and the PostgreSQL sink (a server of its own).
+#: heartbeat's, tracing's cost, the PostgreSQL sink (a server of its own), and a transform.
 EXTRA_CASES: dict[str, Callable[[str, int, float], dict[str, Any]]] = {
     "strategies": strategies_case,
     "heartbeat": heartbeat_case,
     "tracing": tracing_case,
     "sink": sink_case,
+    "transform": transform_case,
 }
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
 

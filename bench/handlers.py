@@ -1,5 +1,6 @@
-"""The handlers ``bench processing`` names in CONSUMER_HANDLER: a 5 ms wait, as a call to
-another service would take, as a function and as ``async def``.
+"""The handlers the bench names in CONSUMER_HANDLER: for ``bench processing`` a 5 ms wait,
+as a call to another service would take, as a function and as ``async def``; for ``bench
+transform``, a copy of each record published to another topic.
 
 Each counts its records and logs ``bench.handled`` for one in :data:`EVERY`, whose
 timestamps give the rate, as the throughput cases read sampled ``message.received``.
@@ -14,7 +15,7 @@ import time
 
 import structlog
 
-from consumer.handler import Record
+from consumer.handler import Output, Record
 
 #: One record in this many is logged.
 EVERY = 100
@@ -38,3 +39,9 @@ def waits(record: Record) -> None:
 async def waits_async(record: Record) -> None:
     await asyncio.sleep(_WAIT_S)
     _counted()
+
+
+def copies(record: Record) -> Output:
+    """``bench transform``'s: publishes each record as it came, to CONSUMER_OUTPUT_TOPIC."""
+    _counted()
+    return Output(record.value, key=record.key)

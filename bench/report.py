@@ -282,6 +282,9 @@ def _extra_tables(cases: dict[str, Any]) -> list[str]:
     sink = _last("sink", cases, SINK_RESULTS)
     if sink is not None:
         out += [*sink_table(sink), ""]
+    transform = _last("transform", cases, TRANSFORM_RESULTS)
+    if transform is not None:
+        out += [*transform_table(transform), ""]
     return out
 
 
@@ -325,6 +328,40 @@ def sink_table(case: dict[str, Any]) -> list[str]:
             ]
         )
     return intro + _table(["writer", "rows/s", "vs COPY"], rows)
+
+
+#: ``bench transform``'s last figures, kept beside latest.json when the case ran alone.
+TRANSFORM_RESULTS = Path(__file__).parent / "results" / "transform.json"
+#: The transform case's contenders, as the table names them.
+TRANSFORM_LABELS = {
+    "default_handler": "the default handler (publishes nothing)",
+    "at_least_once": "a copy of each record published, at least once",
+    "exactly_once": "the same, exactly once (a transaction per commit)",
+}
+
+
+def transform_table(case: dict[str, Any]) -> list[str]:
+    """Records a second, topic to topic (``bench transform``)."""
+    intro = [
+        f"A transform: {case['records']:,} records of about 100 B, 10 partitions, one "
+        "consumer process, each record published to another topic "
+        "(`python -m bench transform`; median of rounds):",
+        "",
+    ]
+    rows = []
+    for name, label in TRANSFORM_LABELS.items():
+        rate = case[name]["records_per_s"]
+        rows.append(
+            [
+                label,
+                f"{rate['median']:,.0f} (±{rate['spread'] * 50:.0f}%)",
+                f"{case[name]['vs_default_handler']:.2f}",
+                f"{case[name]['vs_at_least_once']:.2f}",
+            ]
+        )
+    return intro + _table(
+        ["consumer", "records/s", "vs the default handler", "vs at least once"], rows
+    )
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

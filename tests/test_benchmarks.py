@@ -194,3 +194,18 @@ def test_bench_sink_smoke_run_measures_each_writer(tmp_path: Path) -> None:
         assert sink[writer]["rows_per_s"]["median"] > 0
     assert sink["copy"]["vs_copy"] == 1.0
     assert "| `examples.postgres_sink:bulk`, a batch at a time |" in run.stdout
+
+
+def test_bench_transform_smoke_run_measures_each_guarantee(tmp_path: Path) -> None:
+    output = tmp_path / "transform.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "transform", "--rounds=1", "--scale=0.05",
+         f"--output={output}"],
+        cwd=REPO, capture_output=True, text=True, timeout=280, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    transform = json.loads(output.read_text())["cases"]["transform"]
+    for contender in ("default_handler", "at_least_once", "exactly_once"):
+        assert transform[contender]["records_per_s"]["median"] > 0
+    assert transform["at_least_once"]["vs_at_least_once"] == 1.0
+    assert "| the same, exactly once (a transaction per commit) |" in run.stdout
