@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
             rule("--ingress-records-per-second", type=_number_or_off(float), help="or off")
             rule("--egress-bytes-per-second", type=_number_or_off(float), help="or off")
             rule("--idle-close-seconds", type=float, help="default 240")
+            rule(
+                "--forget-producers-before",
+                type=_time_or_now,
+                help="refuse every produce of idempotent producers first seen before this "
+                "time (seconds since the epoch, or now) with INVALID_PRODUCER_ID_MAPPING; off",
+            )
         if name == "start":
             cmd.add_argument("--plaintext-port", type=int, help="default: a free port")
             cmd.add_argument("--sasl-ssl-port", type=int, help="default: a free port")
@@ -69,6 +76,12 @@ def _number_or_off(kind: type[float]) -> Callable[[str], float | None]:
         return None if text == "off" else kind(text)
 
     return parse
+
+
+def _time_or_now(text: str) -> float | None:
+    if text == "off":
+        return None
+    return time.time() if text == "now" else float(text)
 
 
 def _front(args: argparse.Namespace) -> int:

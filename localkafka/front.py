@@ -13,7 +13,10 @@ endpoint of Azure Event Hubs:
   and a produce that would wait past its request timeout gets PolicyViolation;
 - an idle connection is closed, as Azure's load balancer does after ~240 s;
 - on a Standard namespace, a transaction's coordinator is refused (transactions are a
-  preview of Premium and Dedicated).
+  preview of Premium and Dedicated);
+- when told, idempotent producers seen so far are forgotten: every later produce of
+  theirs is refused with INVALID_PRODUCER_ID_MAPPING, as Azure/azure-event-hubs-for-kafka#261
+  reports after timeouts.
 
 The rules live in ``front.json`` in the broker's data directory and are read
 again for each new connection, so a test can change them on a running broker.
@@ -62,6 +65,10 @@ class Rules:
     egress_bytes_per_second: float | None = None
     #: A connection that sends nothing for this long is closed (Azure: about 240 s).
     idle_close_seconds: float = 240.0
+    #: Idempotent producers first seen before this time (seconds since the epoch) are
+    #: forgotten: each produce of theirs gets INVALID_PRODUCER_ID_MAPPING, for good
+    #: (Azure/azure-event-hubs-for-kafka#261); None: none are.
+    forget_producers_before: float | None = None
 
     @classmethod
     def load(cls, data_dir: Path) -> Rules:
@@ -148,9 +155,12 @@ class Front:
         self._log = (data_dir / LOG_FILE).open("a", buffering=1)
         self._mtime = -1.0
         self.rules = Rules()
-        self._reload()
+        #: When each idempotent producer id was first seen, across connections.
+        self.producers_seen: dict[int, float] = {}
+        self.reload()
 
-    def _reload(self) -> None:
+    def reload(self) -> None:
+        """Read the rules again if the file changed."""
         try:
             mtime = (self.data_dir / RULES_FILE).stat().st_mtime
         except FileNotFoundError:
@@ -178,7 +188,7 @@ class Front:
         self._log.write(json.dumps({"event": event, "t": time.time(), **fields}) + "\n")
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reload()
+        self.reload()
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.inner)
         except OSError as exc:
@@ -283,32 +293,7 @@ class _Connection:
         elif head.api_key == wire.SASL_HANDSHAKE:
             self.raw_next = head.api_version == 0
         elif head.api_key == wire.PRODUCE:
-            request = wire.produce(frame, head.api_version)
-            answer.expected = request.acks != 0
-            if request.batches.compressed and rules.tier == "standard":
-                front.log("front.compressed_refused", records=request.batches.records)
-                answer.local = wire.produce_error(
-                    request,
-                    head.api_version,
-                    head.correlation_id,
-                    wire.UNSUPPORTED_FOR_MESSAGE_FORMAT,
-                )
-            elif front.ingress is not None:
-                delay = front.ingress.delay(request.batches.records)
-                if delay * 1000 > request.timeout_ms:
-                    front.log(
-                        "front.produce_refused",
-                        delay_ms=round(delay * 1000),
-                        records=request.batches.records,
-                    )
-                    answer.local = wire.produce_error(
-                        request, head.api_version, head.correlation_id, wire.POLICY_VIOLATION
-                    )
-                else:
-                    front.ingress.take(request.batches.records)
-                    answer.delay = delay
-                    if delay:
-                        front.log("front.produce_throttled", delay_ms=round(delay * 1000))
+            self._decide_produce(head, frame, answer)
         elif head.api_key == wire.FIND_COORDINATOR and rules.tier == "standard":
             key_type, keys = wire.coordinator_request(frame, head.api_version)
             if key_type == wire.TRANSACTION_COORDINATOR:
@@ -332,6 +317,56 @@ class _Connection:
                 held_ms=round(answer.delay * 1000),
             )
         return answer
+
+    def _decide_produce(self, head: wire.Header, frame: bytes, answer: _Answer) -> None:
+        """A produce: refused for a forgotten producer or a compressed batch on Standard,
+        held back over the quota, or passed on."""
+        rules, front = self.rules, self.front
+        request = wire.produce(frame, head.api_version)
+        answer.expected = request.acks != 0
+        for producer_id in request.batches.producer_ids:
+            front.producers_seen.setdefault(producer_id, time.time())
+        # Unlike the other rules, this one reaches connections already open: Azure
+        # forgets a producer whatever connection it sends on.
+        front.reload()
+        before = front.rules.forget_producers_before
+        forgotten = sorted(
+            producer_id
+            for producer_id in request.batches.producer_ids
+            if before is not None and front.producers_seen[producer_id] < before
+        )
+        if forgotten:
+            front.log("front.producer_forgotten", producer_ids=forgotten)
+            answer.local = wire.produce_error(
+                request,
+                head.api_version,
+                head.correlation_id,
+                wire.INVALID_PRODUCER_ID_MAPPING,
+            )
+        elif request.batches.compressed and rules.tier == "standard":
+            front.log("front.compressed_refused", records=request.batches.records)
+            answer.local = wire.produce_error(
+                request,
+                head.api_version,
+                head.correlation_id,
+                wire.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+            )
+        elif front.ingress is not None:
+            delay = front.ingress.delay(request.batches.records)
+            if delay * 1000 > request.timeout_ms:
+                front.log(
+                    "front.produce_refused",
+                    delay_ms=round(delay * 1000),
+                    records=request.batches.records,
+                )
+                answer.local = wire.produce_error(
+                    request, head.api_version, head.correlation_id, wire.POLICY_VIOLATION
+                )
+            else:
+                front.ingress.take(request.batches.records)
+                answer.delay = delay
+                if delay:
+                    front.log("front.produce_throttled", delay_ms=round(delay * 1000))
 
     async def _forward(self, frame: bytes, answer: _Answer) -> None:
         await self.answers.put(answer)

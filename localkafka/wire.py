@@ -26,6 +26,7 @@ API_VERSIONS = 18
 
 #: Error codes the front answers with (Kafka's ``Errors``).
 INVALID_REQUEST = 42
+INVALID_PRODUCER_ID_MAPPING = 49
 UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
 POLICY_VIOLATION = 44
 
@@ -36,7 +37,8 @@ _RESPONSES: dict[int, Any] = {
 }
 _HEADER = struct.Struct(">hhi")
 # DefaultRecordBatch: baseOffset int64, batchLength int32, leaderEpoch int32,
-# magic int8, crc int32, attributes int16, ... recordCount int32 at byte 57.
+# magic int8, crc int32, attributes int16, ... producerId int64 at byte 43, ...
+# recordCount int32 at byte 57.
 _BATCH_LENGTH = struct.Struct(">i")
 _BATCH_OVERHEAD = 12
 _MAGIC_AT = 16
@@ -44,6 +46,8 @@ _ATTRIBUTES = struct.Struct(">h")
 _ATTRIBUTES_AT = 21
 _COUNT = struct.Struct(">i")
 _COUNT_AT = 57
+_PRODUCER_ID = struct.Struct(">q")
+_PRODUCER_ID_AT = 43
 _COMPRESSION_BITS = 0x07
 
 
@@ -67,20 +71,23 @@ class Batches:
     records: int
     size: int
     compressed: bool
+    #: The idempotent producers' ids the batches carry (-1, none, is left out).
+    producer_ids: frozenset[int] = frozenset()
 
 
-def _batches(records: bytes) -> Iterator[tuple[int, bool]]:
+def _batches(records: bytes) -> Iterator[tuple[int, bool, int]]:
     pos = 0
     while pos + _COUNT_AT + _COUNT.size <= len(records):
         (length,) = _BATCH_LENGTH.unpack_from(records, pos + 8)
         if records[pos + _MAGIC_AT] < 2:
             # A legacy message set: count it as one record; its codec bits sit
             # elsewhere, and no client of ours writes it.
-            yield 1, False
+            yield 1, False, -1
         else:
             (attributes,) = _ATTRIBUTES.unpack_from(records, pos + _ATTRIBUTES_AT)
             (count,) = _COUNT.unpack_from(records, pos + _COUNT_AT)
-            yield count, bool(attributes & _COMPRESSION_BITS)
+            (producer_id,) = _PRODUCER_ID.unpack_from(records, pos + _PRODUCER_ID_AT)
+            yield count, bool(attributes & _COMPRESSION_BITS), producer_id
         pos += _BATCH_OVERHEAD + length
 
 
@@ -102,14 +109,17 @@ def produce(frame: bytes, version: int) -> Produce:
     request = ProduceRequest.decode(frame, version=version, header=True)
     records = size = 0
     compressed = False
+    producer_ids: set[int] = set()
     for topic in request.topic_data:
         for partition in topic.partition_data:
             data = bytes(partition.records or b"")
             size += len(data)
-            for count, packed in _batches(data):
+            for count, packed, producer_id in _batches(data):
                 records += count
                 compressed = compressed or packed
-    return Produce(request, Batches(records, size, compressed))
+                if producer_id >= 0:
+                    producer_ids.add(producer_id)
+    return Produce(request, Batches(records, size, compressed, frozenset(producer_ids)))
 
 
 def produce_error(request: Produce, version: int, correlation_id: int, error: int) -> bytes:
