@@ -238,6 +238,15 @@ OUTPUTS_UNACKNOWLEDGED = _event(
     "(reason=revoked) or the consumer stopped (reason=stopping): their inputs' offsets are "
     "not committed, and are handled again by whoever owns them next",
 )
+OUTPUTS_FAILED = _event(
+    "outputs.failed",
+    "warning",
+    "partitions error group_id",
+    "the broker failed an output (an Event Hubs namespace that forgot the producer, say): "
+    "the outputs' producer is replaced, and the records since the last commit are handled "
+    "again, their outputs sent anew (in partition order; other orders stop the consumer, "
+    "service.failed reason=output_failed)",
+)
 TRANSACTION_ABORTED = _event(
     "transaction.aborted",
     "warning",

@@ -76,6 +76,8 @@ class Outputs:
         self._lock = threading.Lock()
         self._unanswered = 0
         self._failure: OutputFailed | None = None
+        #: Which client's answers count: those of a client replaced are ignored.
+        self._generation = 0
 
     def start(self) -> None:
         """Connect, and refuse to start when ``CONSUMER_OUTPUT_TOPIC`` does not exist, or
@@ -151,17 +153,20 @@ class Outputs:
                 headers = with_context(headers, span)
             with self._lock:
                 self._unanswered += 1
+                generation = self._generation
             try:
                 future = client.send(topic, value=output.value, key=output.key, headers=headers)
             except BaseException:
                 with self._lock:
                     self._unanswered -= 1
                 raise
-            future.add_both(functools.partial(self._answered, topic))
+            future.add_both(functools.partial(self._answered, topic, generation))
 
-    def _answered(self, topic: str, outcome: Outcome) -> None:
+    def _answered(self, topic: str, generation: int, outcome: Outcome) -> None:
         # Runs on the producer's IO thread.
         with self._lock:
+            if generation != self._generation:
+                return  # a replaced client's: its records are handled again
             self._unanswered -= 1
             # In a transaction, a failed output fails its commit instead: handled again.
             if (
@@ -193,6 +198,18 @@ class Outputs:
             except KafkaTimeoutError:
                 return False
         return self.acknowledged()
+
+    def replace(self) -> None:
+        """Drop the client after a failed output, and what it still owed: the records since
+        the last commit are handled again, and their outputs sent by a new client (an
+        Event Hubs namespace that forgot the old producer id never takes it back)."""
+        with self._lock:
+            client, self._client = self._client, None
+            self._generation += 1
+            self._unanswered = 0
+            self._failure = None
+        if client is not None:
+            client.close(timeout=0)
 
     def commit(self, offsets: Offsets, group_metadata: object) -> None:
         """Commit the transaction with the input *offsets*: its outputs and the offsets

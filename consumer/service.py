@@ -208,7 +208,7 @@ class ConsumerService:
             self._health.set_ready(False, self._topic_why)
         else:
             self._health.set_ready(state != MemberState.UNJOINED, "not a member of the group")
-        if self._transactional:
+        if self._outputs is not None and self._in_order is not None:
             batch = self._noted_for_rewind(batch)
         if self._in_order is not None:
             self._in_order.keep_only(self._client.assignment())
@@ -354,7 +354,7 @@ class ConsumerService:
                 if not self._commit_transaction(pending):
                     self._rewind()
             # Taken before the flush: every output of these records was sent before them.
-            elif self._outputs_acknowledged(OUTPUT_FLUSH_S):
+            elif self._outputs_acknowledged_or_rewound(OUTPUT_FLUSH_S):
                 self._client.commit_async(pending, callback=self._on_commit)
             self._commit_due = now + self._commit_interval_s
 
@@ -409,6 +409,24 @@ class ConsumerService:
         if self._in_order is not None:
             self._in_order.rewound()
         self._rewind_due = False
+
+    def _outputs_acknowledged_or_rewound(self, timeout_s: float) -> bool:
+        """:meth:`_outputs_acknowledged`; but when an output failed and the records run on
+        this thread, a new producer and the records since the last commit again, instead
+        of the stop: False, nothing to commit."""
+        try:
+            return self._outputs_acknowledged(timeout_s)
+        except OutputFailed as failed:
+            if self._outputs is None or self._in_order is None:
+                raise
+            self._log.warning(
+                events.OUTPUTS_FAILED,
+                partitions=by_topic(self._client.assignment()),
+                error=failed.detail,
+            )
+            self._outputs.replace()
+            self._rewind()
+            return False
 
     def _outputs_acknowledged(self, timeout_s: float) -> bool:
         """Whether every output sent so far is acknowledged, after waiting up to

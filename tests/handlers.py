@@ -195,3 +195,10 @@ def copies(record: Record) -> Output:
 def copies_batch(records: Sequence[Record]) -> list[Output]:
     """:func:`copies`, a batch at a time."""
     return [copies(record) for record in records]
+
+
+def copies_or_refuses(record: Record) -> Output:
+    """:func:`copies`, refusing a value that starts with "poison" (dead-lettered at once)."""
+    if (record.value or b"").startswith(b"poison"):
+        raise RecordRefused("the value is poison")
+    return copies(record)

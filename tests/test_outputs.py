@@ -102,11 +102,34 @@ def test_no_offset_is_committed_before_its_outputs_are_acknowledged(
     ]
 
 
-def test_an_output_the_broker_fails_stops_the_consumer_with_nothing_past_it_committed() -> None:
+def test_an_output_the_broker_fails_brings_a_new_producer_and_the_records_again(
+    logs: list[dict[str, object]],
+) -> None:
+    handled: list[int] = []
+
+    def copy_noting(record: Handled) -> Output:
+        handled.append(record.offset)
+        return copy(record)
+
+    outputs = FakeProducer.acknowledging(refuse=1, error=ConnectionResetError("gone"))
+    client = _log(p0=3, p1=0)
+    run_until(_plan(), client, copy_noting, lambda: client.committed() == {P0: 3},
+              outputs=outputs)  # fmt: skip
+
+    assert handled == [0, 1, 2, 0, 1, 2]
+    # The first output failed; those after it, written, are written again: at least once.
+    assert sorted(f.header("input") for f in outputs.written()) == [
+        "0/0", "0/1", "0/1", "0/2", "0/2"
+    ]  # fmt: skip
+    (failed,) = [line for line in logs if line["event"] == "outputs.failed"]
+    assert "an output to out failed: ConnectionResetError: gone" in str(failed["error"])
+
+
+def test_in_key_order_an_output_the_broker_fails_stops_the_consumer() -> None:
     outputs = FakeProducer.acknowledging(refuse=1, error=ConnectionResetError("gone"))
     client = _log(p0=3, p1=0)
     with pytest.raises(ServiceFailed) as stopped:
-        run_until(_plan(), client, copy, lambda: True, outputs=outputs)
+        run_until(_plan(ordering="key"), client, copy, lambda: False, outputs=outputs)
 
     assert stopped.value.reason == "output_failed"
     assert "an output to out failed: ConnectionResetError: gone" in stopped.value.detail
