@@ -1,4 +1,4 @@
-"""The sink: one connection per process, one row per record, keyed by where Kafka keeps it.
+"""The sink: a connection per thread, one row per record, keyed by where Kafka keeps it.
 
 Two handlers append to ``kafka_records``: :func:`bulk`, a batch handler,
 copies a batch's rows in with ``COPY`` and moves them to the table in one
@@ -186,30 +186,33 @@ def handler() -> Iterator[Handler]:
 
 
 class Sink:
-    """One connection, autocommit: each write is its own transaction, done when it returns.
+    """A connection per thread, autocommit: each write is its own transaction, done when it
+    returns.
 
     The consumer runs a batch handler's batches of different partitions side by
-    side, on threads; they take turns on the connection, a transaction each.
+    side, on threads: each thread writes on a connection of its own, so one
+    batch's round trips never wait for another's.
     """
 
     def __init__(self, conninfo: str, table: Table = RECORDS_TABLE) -> None:
         self._conninfo = conninfo
         self._table = table
-        self._turn = threading.Lock()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        #: Every thread's connection, to close at stop.
+        self._connections: set[psycopg.Connection[tuple[object, ...]]] = set()
         # At start a database that cannot be reached is the consumer's
         # service.failed reason=handler_unavailable: the orchestrator restarts it.
         try:
-            self._connection: psycopg.Connection[tuple[object, ...]] | None = self._connect()
+            self._connection_now()
         except psycopg.Error as exc:
             raise SinkUnavailable(self._said(exc)) from None
 
     def write(self, record: Record) -> None:
         try:
-            connection = self._connection or self._connect()
-            self._connection = connection
-            inserted = connection.execute(INSERT, row_of(record)).rowcount
+            inserted = self._connection_now().execute(INSERT, row_of(record)).rowcount
         except psycopg.OperationalError as exc:
-            self.close()
+            self._drop_connection()
             raise DependencyUnavailable(f"PostgreSQL: {self._said(exc)}") from None
         (WRITTEN if inserted else DUPLICATES).inc()
 
@@ -229,14 +232,15 @@ class Sink:
                     self.write_all(records[:keyless])
                 refused = RecordRefused("upsert keeps one row per key, and the record has none")
                 raise BatchFailed(keyless, refused)
-            # The last of each key: one statement may not change a row twice.
-            records = list({record.key: record for record in records}.values())
+            # The last of each key: one statement may not change a row twice. In key
+            # order, so that two batches sharing keys lock their rows in the same order.
+            last = {record.key: record for record in records}
+            records = [last[key] for key in sorted(last, key=lambda k: k or b"")]
         rows = [row_of(record) for record in records]
         try:
-            with self._turn:
-                written = self._write_rows(rows)
+            written = self._write_rows(rows)
         except psycopg.OperationalError as exc:
-            self.close()
+            self._drop_connection()
             raise DependencyUnavailable(f"PostgreSQL: {self._said(exc)}") from None
         except psycopg.DataError as exc:
             raise RecordRefused(f"PostgreSQL refused the row: {self._said(exc)}") from None
@@ -245,8 +249,7 @@ class Sink:
 
     def _write_rows(self, rows: Sequence[tuple[object, ...]]) -> int:
         """Copy *rows* in and move them to the table, in one transaction: rows written."""
-        connection = self._connection or self._connect()
-        self._connection = connection
+        connection = self._connection_now()
         with connection.transaction(), connection.cursor() as cursor:
             with cursor.copy(self._table.copy_in) as copy:
                 for row in rows:
@@ -255,9 +258,30 @@ class Sink:
         return written
 
     def close(self) -> None:
-        with self._turn:
-            connection, self._connection = self._connection, None
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            connection.close()
+
+    def _connection_now(self) -> psycopg.Connection[tuple[object, ...]]:
+        """This thread's connection, made if it has none (or lost it)."""
+        connection: psycopg.Connection[tuple[object, ...]] | None = getattr(
+            self._local, "connection", None
+        )
+        if connection is None:
+            connection = self._connect()
+            self._local.connection = connection
+            with self._lock:
+                self._connections.add(connection)
+        return connection
+
+    def _drop_connection(self) -> None:
+        """Close this thread's connection after an outage: the next write makes another."""
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
         if connection is not None:
+            with self._lock:
+                self._connections.discard(connection)
             connection.close()
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
