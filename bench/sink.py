@@ -1,6 +1,8 @@
 """Case: the PostgreSQL sink's rows per second, a record at a time (``handler``) and a batch
 at a time (``bulk``), against ``COPY`` of the same rows into a table of the same shape on
-the same server, in the same run: what the database itself can take.
+the same server, in the same run: what the database itself can take; and against Kafka
+Connect with Debezium's JDBC sink writing the same records (as Connect's JSON with a
+schema, its columns) into the same server, at the best of its batch sizes.
 
 A PostgreSQL server of the run's own on loopback (``harness/postgres.py``); 10 partitions,
 records of about 100 B with a key and a header, as the sink's users send them.
@@ -8,6 +10,7 @@ records of about 100 B with a key and a header, as the sink's users send them.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer
 
+from bench import kafka_connect
 from bench.runs import fresh_topic
 from bench.stats import alternate, summary
 from consumer.handler import Record
@@ -25,7 +29,9 @@ from harness.postgres import PostgresServer
 RECORDS = 20_000
 #: A record at a time is slow: fewer records, or a round takes minutes.
 RECORDS_ONE_AT_A_TIME = 5_000
-CONTENDERS = ("handler", "bulk", "copy")
+CONTENDERS = ("handler", "bulk", "copy", "kafka_connect")
+#: Kafka Connect's batch sizes tried in each round; the best is its figure.
+CONNECT_BATCH_SIZES = (500, 2_000, 5_000)
 #: How often the table is counted while the sink writes.
 COUNT_EVERY_S = 0.1
 
@@ -44,8 +50,21 @@ def _fill(bootstrap: str, topic: str, count: int) -> None:
     producer.close()
 
 
-def _count(postgres: PostgresServer) -> int:
-    ((count,),) = postgres.query("SELECT count(*) FROM kafka_records")
+def _fill_for_connect(bootstrap: str, topic: str, count: int) -> None:
+    """The records of :func:`_fill`, as Connect's JsonConverter reads them."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    for n in range(count):
+        payload = {"order_id": n, "customer": f"c{n % 300}", "amount": n % 97 + 0.5}
+        value = json.dumps({"schema": kafka_connect.SCHEMA, "payload": payload}).encode()
+        producer.send(
+            topic, key=f"c{n % 300}".encode(), value=value, headers=[("source", b"bench")]
+        )
+    producer.flush()
+    producer.close()
+
+
+def _count(postgres: PostgresServer, table: str = "kafka_records") -> int:
+    ((count,),) = postgres.query(f"SELECT count(*) FROM {table}")  # noqa: S608  (our own name)
     assert isinstance(count, int)
     return count
 
@@ -80,11 +99,29 @@ def _ours(
         service.stop()
 
 
-def _count_or_none(postgres: PostgresServer) -> int | None:
+def _count_or_none(postgres: PostgresServer, table: str = "kafka_records") -> int | None:
     try:
-        return _count(postgres)
+        return _count(postgres, table)
     except psycopg.errors.UndefinedTable:
         return None  # the sink creates it as it starts
+
+
+def _connect(bootstrap: str, topic: str, postgres: PostgresServer, total: int) -> float:
+    """Kafka Connect's rows/s at the best of its batch sizes, the table new for each."""
+    rates = []
+    for batch_size in CONNECT_BATCH_SIZES:
+        postgres.execute(f"DROP TABLE IF EXISTS {kafka_connect.TABLE}")
+        rates.append(
+            kafka_connect.sink(
+                bootstrap,
+                topic,
+                postgres.port,
+                lambda: _count_or_none(postgres, kafka_connect.TABLE),
+                total=total,
+                batch_size=batch_size,
+            )
+        )
+    return max(rates)
 
 
 def _copy(bootstrap: str, topic: str, postgres: PostgresServer, total: int) -> float:
@@ -112,16 +149,25 @@ def sink_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, Any]
         "handler": int(RECORDS_ONE_AT_A_TIME * scale),
         "bulk": int(RECORDS * scale),
         "copy": int(RECORDS * scale),
+        "kafka_connect": int(RECORDS * scale),
     }
     runs: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     postgres = PostgresServer()
     try:
         postgres.start()
-        with fresh_topic(bootstrap, "sink") as topic:
+        with (
+            fresh_topic(bootstrap, "sink") as topic,
+            fresh_topic(bootstrap, "connect") as json_topic,
+        ):
             _fill(bootstrap, topic, max(totals.values()))
+            _fill_for_connect(bootstrap, json_topic, totals["kafka_connect"])
             for _, contender in alternate(CONTENDERS, rounds):
                 if contender == "copy":
                     runs[contender].append(_copy(bootstrap, topic, postgres, totals[contender]))
+                elif contender == "kafka_connect":
+                    runs[contender].append(
+                        _connect(bootstrap, json_topic, postgres, totals[contender])
+                    )
                 else:
                     runs[contender].append(
                         _ours(bootstrap, topic, postgres, contender, totals[contender])
@@ -132,4 +178,4 @@ def sink_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, Any]
     copy = result["copy"]["rows_per_s"]["median"]
     for contender in CONTENDERS:
         result[contender]["vs_copy"] = round(result[contender]["rows_per_s"]["median"] / copy, 3)
-    return result | {"records": totals}
+    return result | {"records": totals, "connect_batch_sizes": list(CONNECT_BATCH_SIZES)}

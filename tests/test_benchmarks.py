@@ -186,14 +186,15 @@ def test_bench_sink_smoke_run_measures_each_writer(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "bench", "sink", "--rounds=1", "--scale=0.05",
          f"--output={output}"],
-        cwd=REPO, capture_output=True, text=True, timeout=280, check=False,
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     sink = json.loads(output.read_text())["cases"]["sink"]
-    for writer in ("handler", "bulk", "copy"):
+    for writer in ("handler", "bulk", "copy", "kafka_connect"):
         assert sink[writer]["rows_per_s"]["median"] > 0
     assert sink["copy"]["vs_copy"] == 1.0
     assert "| `examples.postgres_sink:bulk`, a batch at a time |" in run.stdout
+    assert "with Debezium's JDBC sink 3.5.0, its best `batch.size` |" in run.stdout
 
 
 def test_bench_transform_smoke_run_measures_each_guarantee(tmp_path: Path) -> None:
