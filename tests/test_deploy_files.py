@@ -33,7 +33,12 @@ VARIABLES = (
 )
 #: Compose's own, read from .env by compose itself, and our compose files' own: where
 #: ports are published, and the Docker secret's file (docker-compose.secrets.yml).
-COMPOSE_OWN = {"COMPOSE_PROFILES", "PUBLISH_ADDRESS", "EVENTHUBS_CONNECTION_STRING_SECRET"}
+COMPOSE_OWN = {
+    "COMPOSE_PROFILES",
+    "PUBLISH_ADDRESS",
+    "EVENTHUBS_CONNECTION_STRING_SECRET",
+    "SINK_MODE",
+}
 
 
 def tool(name: str) -> str:
@@ -195,3 +200,15 @@ def test_dockerfile_builds_without_a_registry() -> None:
     so with no registry at hand every build fails at once; nothing here needs it."""
     dockerfile = (REPO / "Dockerfile").read_text()
     assert not re.search(r"^#\s*syntax\s*=", dockerfile, re.MULTILINE | re.IGNORECASE)
+
+
+@pytest.mark.parametrize(("mode", "handler"), [("", "bulk"), ("upsert", "upsert")])
+def test_the_postgres_profile_runs_the_sink_in_the_mode_asked(
+    tmp_path: Path, mode: str, handler: str
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"SINK_MODE={mode}\n" if mode else "")
+    services = compose(env_file, "--profile", "postgres")["services"]
+    assert services["sink"]["environment"]["CONSUMER_HANDLER"] == (
+        f"examples.postgres_sink:{handler}"
+    )
