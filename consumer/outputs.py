@@ -209,7 +209,7 @@ class Outputs:
             self._unanswered = 0
             self._failure = None
         if client is not None:
-            client.close(timeout=0)
+            _discard(client)
 
     def commit(self, offsets: Offsets, group_metadata: object) -> None:
         """Commit the transaction with the input *offsets*: its outputs and the offsets
@@ -247,7 +247,7 @@ class Outputs:
         with self._lock:
             if self._client is client:
                 self._client = None
-        client.close(timeout=0)
+        _discard(client)
 
     def close(self) -> None:
         with self._lock:
@@ -272,14 +272,14 @@ def _init_transactions(client: ProducerClient) -> None:
     try:
         client.init_transactions()
     except KafkaTimeoutError as error:
-        client.close(timeout=0)
+        _discard(client)
         raise ServiceFailed(
             "transactions_unavailable",
             f"CONSUMER_PROCESSING_GUARANTEE=exactly_once: no transaction coordinator "
             f"answered in time ({error})",
         ) from None
     except KafkaError as error:
-        client.close(timeout=0)
+        _discard(client)
         raise ServiceFailed(
             "transactions_unsupported",
             f"CONSUMER_PROCESSING_GUARANTEE=exactly_once: the broker refused transactions "
@@ -322,3 +322,12 @@ def _check(output: Output) -> None:
             and isinstance(header[1], bytes)
         ):
             raise TypeError("Output.headers holds something other than (str, bytes) pairs")
+
+
+def _discard(client: ProducerClient) -> None:
+    """Close *client* now, failing what it still holds: kafka-python's ``close`` flushes
+    first, and raises when that takes longer than its timeout."""
+    try:
+        client.close(timeout=0)
+    except KafkaError:
+        client.force_close()
