@@ -88,7 +88,9 @@ def test_dead_letters_and_outputs_go_on_with_a_new_producer(
     failed = consumer.events("outputs.failed")
     assert failed
     assert "InvalidProducerIdMappingError" in failed[0]["error"]
-    letters = console_read_letters(bootstrap, dlt, 2)
-    assert sorted(letter["value"] for letter in letters) == ["poison-1", "poison-2"]
+    # At least once: a record handled again after the outputs' producer was replaced may
+    # be dead-lettered twice; none is missing.
+    letters = console_read_letters(bootstrap, dlt, len(read_all(bootstrap, dlt)))
+    assert {letter["value"] for letter in letters} == {"poison-1", "poison-2"}
     outputs = {record["payload"] for record in read_all(bootstrap, out)}
     assert outputs == {f"copy-{n}" for n in range(feed.sent)}
