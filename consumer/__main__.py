@@ -2,10 +2,18 @@
 
 import contextlib
 import sys
+from collections.abc import Callable
 
 from common import runner
 from common.clients import Consumer, ConsumerClient, Producer, ProducerClient, connect
-from common.config import ConfigError, ConsumerPlan, ConsumerSettings, env_names, resolve
+from common.config import (
+    ConfigError,
+    ConsumerPlan,
+    ConsumerSettings,
+    ProducerArgs,
+    env_names,
+    resolve,
+)
 from common.failure import ServiceFailed
 from common.health import Health
 from common.logging import Redactor
@@ -97,6 +105,21 @@ def _open_handler(plan: ConsumerPlan, stack: contextlib.ExitStack, loop: EventLo
     return handler
 
 
+def _producer(
+    plan: ConsumerPlan, kafka: ProducerArgs, health: Health, shutdown: Shutdown, name: str
+) -> Callable[[], ProducerClient | None]:
+    """Connects a producer of *kafka*'s arguments when called (again after one is dropped);
+    None if the consumer stops first."""
+
+    def client() -> ProducerClient | None:
+        made: ProducerClient | None = connect(
+            lambda: Producer(**kafka), shutdown, health, name, plan.connection.bootstrap_servers
+        )
+        return made
+
+    return client
+
+
 def _dead_letters(
     plan: ConsumerPlan, health: Health, shutdown: Shutdown, tracing: Tracing
 ) -> DeadLetters | None:
@@ -104,20 +127,10 @@ def _dead_letters(
     if topic is None or kafka is None:
         return None
 
-    def client() -> ProducerClient | None:
-        made: ProducerClient | None = connect(
-            lambda: Producer(**kafka),
-            shutdown,
-            health,
-            "dead_letters",
-            plan.connection.bootstrap_servers,
-        )
-        return made
-
     return DeadLetters(
         topic,
         plan.group_id,
-        client,
+        _producer(plan, kafka, health, shutdown, "dead_letters"),
         kafka["delivery_timeout_ms"] / 1000,
         tracing=tracing if tracing.enabled else None,
         client_id=plan.connection.client_id,
@@ -132,19 +145,9 @@ def _outputs(plan: ConsumerPlan, health: Health, shutdown: Shutdown) -> Outputs 
     if kafka is None or (plan.handler is None and not transactional):
         return None
 
-    def client() -> ProducerClient | None:
-        made: ProducerClient | None = connect(
-            lambda: Producer(**kafka),
-            shutdown,
-            health,
-            "outputs",
-            plan.connection.bootstrap_servers,
-        )
-        return made
-
     return Outputs(
         plan.settings.output_topic,
-        client,
+        _producer(plan, kafka, health, shutdown, "outputs"),
         timeout_s=kafka["delivery_timeout_ms"] / 1000,
         transactional=transactional,
     )
