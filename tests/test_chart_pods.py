@@ -199,8 +199,9 @@ def test_every_secret_and_config_map_key_named_exists_or_is_the_users(
         ref["name"]
         for ref in [
             values.get("secret", {}),
-            *(values.get(part, {}).get("secret", {}) for part in ("producer", "consumer")),
+            *(values.get(part, {}).get("secret", {}) for part in ("producer", "consumer", "sink")),
             values.get("autoscaling", {}).get("secret", {}),
+            values.get("sink", {}).get("database", {}).get("secret", {}),
         ]
         if ref.get("name")
     }

@@ -28,7 +28,11 @@ def _pod(rendered: kube.Rendered, component: str) -> dict[str, Any]:
 def test_the_secret_is_a_file_and_not_in_the_environment(case: str) -> None:
     variable, secret, key = CASES[case]
     rendered = kube.render([kube.CHART / "ci" / f"{case}-values.yaml"])
-    for component in ("producer", "consumer"):
+    components = [
+        d["metadata"]["labels"]["app.kubernetes.io/component"]
+        for d in rendered.of_kind("Deployment")
+    ]
+    for component in components:
         pod = _pod(rendered, component)
         (container,) = pod["containers"]
         env = {item["name"]: item for item in container["env"]}

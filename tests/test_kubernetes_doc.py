@@ -44,7 +44,7 @@ def install_commands() -> list[list[str]]:
 
 def test_every_install_on_the_page_renders_and_names_the_image() -> None:
     commands = install_commands()
-    assert len(commands) == 2
+    assert len(commands) == 3
     for command in commands:
         release, chart, *options = command[2:]
         assert chart == "deploy/helm/eventhubs-kafka-python"
@@ -57,7 +57,9 @@ def test_every_install_on_the_page_renders_and_names_the_image() -> None:
         assert release == kube.RELEASE
         for deployment in rendered.of_kind("Deployment"):
             [container] = deployment["spec"]["template"]["spec"]["containers"]
-            assert container["image"] == "contoso.azurecr.io/eventhubs-kafka-python:0.1.0"
+            # The sink runs the Dockerfile's postgres-sink target, tagged as the page builds it.
+            tag = "0.1.0-postgres-sink" if container["name"] == "sink" else "0.1.0"
+            assert container["image"] == f"contoso.azurecr.io/eventhubs-kafka-python:{tag}"
         assert rendered.of_kind("ScaledObject")
 
 

@@ -106,6 +106,15 @@ class Project:
             "exec", kafka, f"/opt/kafka/bin/{tool}", "--bootstrap-server", "kafka:19092", *args
         )
 
+    def psql(self, sql: str) -> list[list[str]]:
+        """The rows *sql* returns in the `postgres` profile's database, as words."""
+        (postgres,) = self.containers("postgres")
+        out = self.docker(
+            "exec", postgres, "psql", "--username", "sink", "--dbname", "sink",
+            "--no-align", "--tuples-only", "--field-separator", " ", "--command", sql,
+        )  # fmt: skip
+        return [line.split() for line in out.splitlines() if line.strip()]
+
     def prometheus(self, path: str, **params: str) -> Any:
         query = urllib.parse.urlencode(params)
         url = f"http://127.0.0.1:9090/api/v1/{path}" + (f"?{query}" if query else "")

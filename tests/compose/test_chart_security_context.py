@@ -2,14 +2,15 @@
 contexts, environment, arguments and scratch volume turned into `docker run` flags
 (user 10001, read-only root filesystem, every capability dropped, no new
 privileges, /tmp alone writable). Both services start, pass the rendered probes,
-move messages through compose's Kafka, and stop cleanly within the grace period."""
+move messages through compose's Kafka, and stop cleanly within the grace period; so
+does the PostgreSQL sink, writing the producer's records into compose's PostgreSQL."""
 
 from __future__ import annotations
 
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -23,9 +24,13 @@ pytestmark = pytest.mark.compose
 IMAGE = ("eventhubs-kafka-python", "local")
 
 
-def docker_run_flags(deployment: dict[str, Any]) -> list[str]:
+def docker_run_flags(
+    deployment: dict[str, Any], secrets: Mapping[tuple[str, str], str] | None = None
+) -> list[str]:
     """`docker run` flags for what the pod spec asks of its container; a field this
-    does not know fails the test rather than being left out."""
+    does not know fails the test rather than being left out. *secrets* holds the
+    values of the Secrets' keys the environment names, by (name, key), as the kubelet
+    would read them."""
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     pod_context, context = dict(pod["securityContext"]), dict(container["securityContext"])
@@ -47,7 +52,12 @@ def docker_run_flags(deployment: dict[str, Any]) -> list[str]:
         size = volumes[mount["name"]]["emptyDir"]["sizeLimit"]
         flags += ["--tmpfs", f"{mount['mountPath']}:size={size.removesuffix('i').lower()}"]
     for item in container["env"]:
-        flags += ["--env", f"{item['name']}={item['value']}"]
+        if "valueFrom" in item:
+            ref = item["valueFrom"]["secretKeyRef"]
+            value = (secrets or {})[ref["name"], ref["key"]]
+        else:
+            value = item["value"]
+        flags += ["--env", f"{item['name']}={value}"]
     return [*flags, container["image"], *container["args"]]
 
 
@@ -145,6 +155,57 @@ def test_the_image_runs_as_the_chart_runs_it(pods: tuple[Project, list[str]]) ->
         assert took < grace
         assert compose.events(container_id)[-1]["event"] == "service.stopped"
     print(f"moved {len(through)} messages")
+
+
+def test_the_sink_runs_as_the_chart_runs_it(project: Callable[..., Project]) -> None:
+    compose = project()
+    compose.compose(
+        "--profile", "postgres", "up", "--detach", "--wait", "kafka", "topic", "postgres"
+    )
+    rendered = kube.render(
+        [kube.CHART / "ci" / "kafka-sink-values.yaml"],
+        {
+            "image.repository": IMAGE[0],
+            "image.tag": IMAGE[1],
+            # What compose builds of the Dockerfile's postgres-sink target.
+            "sink.image.tag": "postgres-sink",
+            "sink.mode": "upsert",
+            "kafka.bootstrapServers": "kafka:19092",
+            "producer.env": {"PRODUCER_RATE": 50},
+        },
+    )
+    secrets = {("sink-database", "database-url"): "postgresql://sink:sink@postgres:5432/sink"}
+    network = f"{compose.name}_default"
+    started: list[str] = []
+    try:
+        for component in ("sink", "producer"):
+            flags = docker_run_flags(rendered.one("Deployment", component), secrets)
+            started.append(compose.docker("run", "--detach", "--network", network, *flags).strip())
+        sink, _ = started
+        [container] = rendered.one("Deployment", "sink")["spec"]["template"]["spec"]["containers"]
+        address = compose.inspect(sink)["NetworkSettings"]["Networks"][network]["IPAddress"]
+        wait_until(lambda: probe(address, container, "readinessProbe") == 200, 90, "the sink ready")
+
+        def keys() -> int:
+            try:
+                return int(compose.psql("SELECT count(*) FROM kafka_latest")[0][0])
+            except AssertionError:
+                return 0  # the sink creates its table as it starts
+
+        wait_until(lambda: keys() >= 30, 90, "30 keys written by the sink")
+        assert compose.owned(sink, "testhub") == list(range(10))
+        assert compose.events(sink, "partitions.assigned")[-1]["group_id"] == "postgres-sink"
+        grace = rendered.one("Deployment", "sink")["spec"]["template"]["spec"][
+            "terminationGracePeriodSeconds"
+        ]
+        compose.docker("stop", "--time", str(grace), sink)
+        assert compose.inspect(sink)["State"]["ExitCode"] == 0
+        assert compose.events(sink)[-1]["event"] == "service.stopped"
+        assert not compose.events(sink, "handler.failed")
+        print(f"the sink wrote {keys()} keys")
+    finally:
+        for container_id in started:
+            compose.docker("rm", "--force", container_id)
 
 
 def exit_status(compose: Project, container: str, *command: str) -> int:

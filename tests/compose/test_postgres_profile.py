@@ -13,18 +13,9 @@ from tests.compose.project import REPO, Project, wait_until
 pytestmark = pytest.mark.compose
 
 
-def _psql(compose: Project, sql: str) -> list[list[str]]:
-    (postgres,) = compose.containers("postgres")
-    out = compose.docker(
-        "exec", postgres, "psql", "--username", "sink", "--dbname", "sink",
-        "--no-align", "--tuples-only", "--field-separator", " ", "--command", sql,
-    )  # fmt: skip
-    return [line.split() for line in out.splitlines() if line.strip()]
-
-
 def _rows(compose: Project) -> int:
     try:
-        return int(_psql(compose, "SELECT count(*) FROM kafka_records")[0][0])
+        return int(compose.psql("SELECT count(*) FROM kafka_records")[0][0])
     except AssertionError:
         return 0  # the sink creates the table as it starts
 
@@ -72,7 +63,7 @@ def test_the_sink_writes_each_record_once_through_a_database_restart(
     check = re.findall(r"^```sql\n(.*?)^```", page, flags=re.M | re.S)[1]
     table = {
         int(partition): (int(rows), int(missing))
-        for partition, rows, _, _, missing in _psql(compose, " ".join(check.split()))
+        for partition, rows, _, _, missing in compose.psql(" ".join(check.split()))
     }
     assert table == {p: (end, 0) for p, end in committed.items() if end}
     print(f"postgres profile: {sum(r for r, _ in table.values())} rows, each once")

@@ -48,7 +48,7 @@ spec:
       terminationGracePeriodSeconds: {{ $c.terminationGracePeriodSeconds }}
       securityContext:
         {{- toYaml $v.podSecurityContext | nindent 8 }}
-      {{- if eq .component "consumer" }}
+      {{- if ne .component "producer" }}
       # Consumers on different nodes: losing one node moves few partitions.
       topologySpreadConstraints:
         - maxSkew: 1
@@ -60,9 +60,10 @@ spec:
       {{- end }}
       containers:
         - name: {{ .component }}
-          image: {{ printf "%s:%s" $v.image.repository (default .root.Chart.AppVersion $v.image.tag) | quote }}
+          image: {{ include "ehkp.image" $scope | quote }}
           imagePullPolicy: {{ $v.image.pullPolicy }}
-          args: [{{ .component | quote }}]
+          {{- /* The sink is the consumer with the example's handler. */}}
+          args: [{{ ternary "consumer" .component (eq .component "sink") | quote }}]
           env:
             {{- include "ehkp.env" $scope | trim | nindent 12 }}
           ports:
@@ -101,6 +102,11 @@ spec:
               mountPath: {{ include "ehkp.secretDir" .root }}
               readOnly: true
             {{- end }}
+            {{- if and (eq .component "sink") $v.secret.asFile }}
+            - name: database
+              mountPath: {{ include "ehkp.databaseDir" .root }}
+              readOnly: true
+            {{- end }}
       volumes:
         # The root filesystem is read-only; Python and its libraries may still
         # want a scratch directory.
@@ -117,6 +123,17 @@ spec:
             items:
               - key: {{ index $ref 1 }}
                 path: {{ index $ref 1 }}
+        {{- end }}
+        {{- if and (eq .component "sink") $v.secret.asFile }}
+        {{- $database := include "ehkp.databaseRef" .root | splitList " " }}
+        # The database's URL, readable by the pod's group only.
+        - name: database
+          secret:
+            secretName: {{ index $database 0 }}
+            defaultMode: 0440
+            items:
+              - key: {{ index $database 1 }}
+                path: {{ index $database 1 }}
         {{- end }}
       {{- with $v.nodeSelector }}
       nodeSelector:

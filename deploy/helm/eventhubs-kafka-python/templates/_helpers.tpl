@@ -90,7 +90,10 @@ the chart makes from `secret.value`.
 {{- else }}
 {{- include "ehkp.secretEnv" (dict "root" .root "component" .component "variable" "EVENTHUBS_CONNECTION_STRING") }}
 {{- end }}
-{{- if eq .component "consumer" }}
+{{- if eq .component "sink" }}
+- name: EVENTHUBS_CONSUMER_GROUPID
+  value: {{ $v.sink.groupId | quote }}
+{{- else if eq .component "consumer" }}
 - name: EVENTHUBS_CONSUMER_GROUPID
   value: {{ $v.eventHubs.consumerGroup | quote }}
 {{- else }}
@@ -102,7 +105,10 @@ the chart makes from `secret.value`.
   value: {{ required "kafka.bootstrapServers is required with broker: kafka" $v.kafka.bootstrapServers | quote }}
 - name: KAFKA_TOPIC
   value: {{ $v.kafka.topic | quote }}
-{{- if eq .component "consumer" }}
+{{- if eq .component "sink" }}
+- name: KAFKA_GROUP_ID
+  value: {{ $v.sink.groupId | quote }}
+{{- else if eq .component "consumer" }}
 - name: KAFKA_GROUP_ID
   value: {{ $v.kafka.groupId | quote }}
 {{- end }}
@@ -120,9 +126,48 @@ the chart makes from `secret.value`.
   value: {{ $v.metricsPort | quote }}
 - name: LOG_FORMAT
   value: json
-{{- range $name, $value := merge (deepCopy $c.env) $v.env }}
+{{- $env := merge (deepCopy $c.env) $v.env }}
+{{- if eq .component "sink" }}
+{{- /* The sink's handler and database are the chart's: a CONSUMER_HANDLER in env is the consumer's. */}}
+{{- $env = omit $env "CONSUMER_HANDLER" "SINK_DATABASE_URL" "SINK_DATABASE_URL_FILE" }}
+- name: CONSUMER_HANDLER
+  value: {{ printf "examples.postgres_sink:%s" $v.sink.mode | quote }}
+{{- $database := include "ehkp.databaseRef" .root | splitList " " }}
+{{- if $v.secret.asFile }}
+- name: SINK_DATABASE_URL_FILE
+  value: {{ printf "%s/%s" (include "ehkp.databaseDir" .root) (index $database 1) | quote }}
+{{- else }}
+- name: SINK_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ index $database 0 }}
+      key: {{ index $database 1 }}
+{{- end }}
+{{- end }}
+{{- range $name, $value := $env }}
 - name: {{ $name }}
   value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* "name key" of the Secret holding the sink's database URL. */}}
+{{- define "ehkp.databaseRef" -}}
+{{- $secret := .Values.sink.database.secret }}
+{{- printf "%s %s" (required "sink.database.secret.name is required with sink.enabled: a Secret holding the database's URL, postgresql://user:password@host:5432/db" $secret.name) (default "database-url" $secret.key) }}
+{{- end }}
+
+{{- define "ehkp.databaseDir" -}}
+/run/secrets/postgres-sink
+{{- end }}
+
+{{/* The image one service runs: the sink runs the image's postgres-sink target. */}}
+{{- define "ehkp.image" -}}
+{{- $v := .root.Values }}
+{{- $tag := default .root.Chart.AppVersion $v.image.tag }}
+{{- if eq .component "sink" }}
+{{- printf "%s:%s" (default $v.image.repository $v.sink.image.repository) (default (printf "%s-postgres-sink" $tag) $v.sink.image.tag) }}
+{{- else }}
+{{- printf "%s:%s" $v.image.repository $tag }}
 {{- end }}
 {{- end }}
 
