@@ -294,6 +294,8 @@ SINK_RESULTS = Path(__file__).parent / "results" / "sink.json"
 SINK_LABELS = {
     "handler": "`examples.postgres_sink:handler`, a record at a time",
     "bulk": "`examples.postgres_sink:bulk`, a batch at a time",
+    "upsert": "`examples.postgres_sink:upsert`, a batch at a time: records into a row per key "
+    "(300 keys)",
     "copy": "`COPY` of the same rows, in-process (psycopg)",
     "kafka_connect": "Kafka Connect 4.1.1 with Debezium's JDBC sink 3.5.0, its best `batch.size`",
 }

@@ -1,5 +1,6 @@
 """Case: the PostgreSQL sink's rows per second, a record at a time (``handler``) and a batch
-at a time (``bulk``), against ``COPY`` of the same rows into a table of the same shape on
+at a time (``bulk``), and its records per second upserted into a row per key (``upsert``),
+against ``COPY`` of the same rows into a table of the same shape on
 the same server, in the same run: what the database itself can take; and against Kafka
 Connect with Debezium's JDBC sink writing the same records (as Connect's JSON with a
 schema, its columns) into the same server, at the best of its batch sizes.
@@ -29,7 +30,9 @@ from harness.postgres import PostgresServer
 RECORDS = 20_000
 #: A record at a time is slow: fewer records, or a round takes minutes.
 RECORDS_ONE_AT_A_TIME = 5_000
-CONTENDERS = ("handler", "bulk", "copy", "kafka_connect")
+CONTENDERS = ("handler", "bulk", "upsert", "copy", "kafka_connect")
+#: The keys of the records :func:`_fill` writes: upsert's rows.
+KEYS = 300
 #: Kafka Connect's batch sizes tried in each round; the best is its figure.
 CONNECT_BATCH_SIZES = (500, 2_000, 5_000)
 #: How often the table is counted while the sink writes.
@@ -39,10 +42,10 @@ COUNT_EVERY_S = 0.1
 def _fill(bootstrap: str, topic: str, count: int) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
     for n in range(count):
-        value = f'{{"order": {n}, "customer": "c{n % 300}", "amount": {n % 97}.50}}'
+        value = f'{{"order": {n}, "customer": "c{n % KEYS}", "amount": {n % 97}.50}}'
         producer.send(
             topic,
-            key=f"c{n % 300}".encode(),
+            key=f"c{n % KEYS}".encode(),
             value=value.ljust(100).encode(),
             headers=[("source", b"bench")],
         )
@@ -72,8 +75,10 @@ def _count(postgres: PostgresServer, table: str = "kafka_records") -> int:
 def _ours(
     bootstrap: str, topic: str, postgres: PostgresServer, entry: str, total: int, **settings: str
 ) -> float:
-    """Rows a second from the first row seen to the *total*-th, counted in the table."""
+    """Rows a second from the first row seen to the *total*-th, counted in the table; for
+    upsert, whose table holds a row per key, records the handler wrote, by its metric."""
     postgres.execute("DROP TABLE IF EXISTS kafka_records")
+    postgres.execute("DROP TABLE IF EXISTS kafka_latest")
     env = {
         "KAFKA_TOPIC": topic,
         "KAFKA_GROUP_ID": f"sink-{entry}-{uuid.uuid4().hex[:8]}",
@@ -88,13 +93,23 @@ def _ours(
         group.wait_until(lambda: service.events("service.started"), 60)
         started_at, started_with = 0.0, 0
         deadline = time.monotonic() + 600
-        while (count := _count_or_none(postgres)) is None or count < total:
+
+        def written() -> int | None:
+            if entry == "upsert":
+                # Counted once the batch's transaction committed: the handler returned.
+                return int(service.metric("consumer_handled_records_total", outcome="ok"))
+            return _count_or_none(postgres)
+
+        while (count := written()) is None or count < total:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{entry}: {count} rows of {total} after 600 s")
             if count and not started_at:
                 started_at, started_with = time.monotonic(), count
             time.sleep(COUNT_EVERY_S)
-        return (total - started_with) / (time.monotonic() - started_at)
+        took = time.monotonic() - started_at
+        if entry == "upsert" and (keys := _count(postgres, "kafka_latest")) != min(KEYS, total):
+            raise RuntimeError(f"upsert: {keys} rows in kafka_latest, not one per key")
+        return (total - started_with) / took
     finally:
         service.stop()
 
@@ -148,6 +163,7 @@ def sink_case(bootstrap: str, rounds: int, scale: float = 1.0) -> dict[str, Any]
     totals = {
         "handler": int(RECORDS_ONE_AT_A_TIME * scale),
         "bulk": int(RECORDS * scale),
+        "upsert": int(RECORDS * scale),
         "copy": int(RECORDS * scale),
         "kafka_connect": int(RECORDS * scale),
     }

@@ -190,7 +190,7 @@ def test_bench_sink_smoke_run_measures_each_writer(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     sink = json.loads(output.read_text())["cases"]["sink"]
-    for writer in ("handler", "bulk", "copy", "kafka_connect"):
+    for writer in ("handler", "bulk", "upsert", "copy", "kafka_connect"):
         assert sink[writer]["rows_per_s"]["median"] > 0
     assert sink["copy"]["vs_copy"] == 1.0
     assert "| `examples.postgres_sink:bulk`, a batch at a time |" in run.stdout
