@@ -42,9 +42,8 @@ EXIT_CONFIG = 2
 #: the service meets what it cannot handle (a codec it lacks).
 EXIT_REFUSED = 1
 #: Allocations between two collections of Python's youngest generation (700 by
-#: default). kafka-python's futures form reference cycles that live for the
-#: milliseconds a send is in flight; collected every 700 allocations, thousands
-#: of them outlived a young collection and were scanned again in the older ones.
+#: default): kafka-python's futures form reference cycles that live for the
+#: milliseconds a send is in flight, and should die young, not be promoted.
 YOUNG_COLLECTION_THRESHOLD = 50_000
 S = TypeVar("S", bound=KafkaSettings)
 P = TypeVar("P", ProducerPlan, ConsumerPlan)

@@ -121,6 +121,36 @@ class Rendered:
         assert len(found) == 1, f"expected one {kind} {component or ''}, got {len(found)}"
         return found[0]
 
+    def components(self) -> list[str]:
+        """The services the rendered Deployments run: producer, consumer, sink."""
+        labels = [d["metadata"]["labels"] for d in self.of_kind("Deployment")]
+        return [label["app.kubernetes.io/component"] for label in labels]
+
+    def pod(self, component: str) -> dict[str, Any]:
+        """The pod spec of *component*'s Deployment."""
+        return pod_spec(self.one("Deployment", component))
+
+    def container(self, component: str) -> dict[str, Any]:
+        """The one container of *component*'s pods."""
+        (container,) = self.pod(component)["containers"]
+        found: dict[str, Any] = container
+        return found
+
+    def env(self, component: str) -> dict[str, Any]:
+        """*component*'s environment: each variable's value, or its ``valueFrom``."""
+        return env_of(self.one("Deployment", component))
+
+
+def pod_spec(deployment: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    return spec
+
+
+def env_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    """A Deployment's environment: each variable's value, or its ``valueFrom``."""
+    [container] = pod_spec(deployment)["containers"]
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
+
 
 def render(values_files: Iterable[Path] = (), values: Mapping[str, Any] | None = None) -> Rendered:
     """The chart rendered; a refusal fails the test with helm's message."""

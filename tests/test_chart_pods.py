@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests import kube
+from tests.kube import env_of, pod_spec
 
 pytestmark = pytest.mark.tools
 
@@ -25,11 +26,6 @@ def case_id(path: Path) -> str:
     return path.name.removesuffix("-values.yaml")
 
 
-def pod_spec(deployment: dict[str, Any]) -> dict[str, Any]:
-    spec: dict[str, Any] = deployment["spec"]["template"]["spec"]
-    return spec
-
-
 def pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
     labels: dict[str, str] = deployment["spec"]["template"]["metadata"]["labels"]
     return labels
@@ -38,11 +34,6 @@ def pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     assert set(selector) == {"matchLabels"}, "only matchLabels selectors are expected"
     return all(labels.get(key) == value for key, value in selector["matchLabels"].items())
-
-
-def env_of(deployment: dict[str, Any]) -> dict[str, Any]:
-    [container] = pod_spec(deployment)["containers"]
-    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
 
 
 def values_of(path: Path) -> dict[str, Any]:

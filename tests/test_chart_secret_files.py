@@ -5,8 +5,6 @@ server's dry run judge these cases with the rest of ci/.)"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests import kube
@@ -19,21 +17,12 @@ CASES = {
 }
 
 
-def _pod(rendered: kube.Rendered, component: str) -> dict[str, Any]:
-    spec: dict[str, Any] = rendered.one("Deployment", component)["spec"]["template"]["spec"]
-    return spec
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_the_secret_is_a_file_and_not_in_the_environment(case: str) -> None:
     variable, secret, key = CASES[case]
     rendered = kube.render([kube.CHART / "ci" / f"{case}-values.yaml"])
-    components = [
-        d["metadata"]["labels"]["app.kubernetes.io/component"]
-        for d in rendered.of_kind("Deployment")
-    ]
-    for component in components:
-        pod = _pod(rendered, component)
+    for component in rendered.components():
+        pod = rendered.pod(component)
         (container,) = pod["containers"]
         env = {item["name"]: item for item in container["env"]}
         assert variable not in env
@@ -60,11 +49,11 @@ def test_keda_still_reads_the_secret() -> None:
 
 def test_without_it_the_secret_comes_by_reference_as_before() -> None:
     rendered = kube.render([kube.CHART / "ci" / "eventhubs-values.yaml"])
-    (container,) = _pod(rendered, "consumer")["containers"]
+    container = rendered.container("consumer")
     env = {item["name"]: item for item in container["env"]}
     assert env["EVENTHUBS_CONNECTION_STRING"]["valueFrom"]["secretKeyRef"] == {
         "name": "eventhubs",
         "key": "connection-string",
     }
     assert "EVENTHUBS_CONNECTION_STRING_FILE" not in env
-    assert [v["name"] for v in _pod(rendered, "consumer")["volumes"]] == ["tmp"]
+    assert [v["name"] for v in rendered.pod("consumer")["volumes"]] == ["tmp"]

@@ -19,39 +19,24 @@ KAFKA_SINK = kube.CHART / "ci" / "kafka-sink-values.yaml"
 EVENT_HUBS_FILES = kube.CHART / "ci" / "eventhubs-secret-file-keda-values.yaml"
 
 
-def _container(rendered: kube.Rendered, component: str) -> dict[str, Any]:
-    (container,) = rendered.one("Deployment", component)["spec"]["template"]["spec"]["containers"]
-    found: dict[str, Any] = container
-    return found
-
-
-def _env(rendered: kube.Rendered, component: str) -> dict[str, Any]:
-    env = _container(rendered, component)["env"]
-    return {item["name"]: item.get("value", item.get("valueFrom")) for item in env}
-
-
 def test_no_sink_unless_asked() -> None:
     rendered = kube.render([kube.CHART / "ci" / "kafka-values.yaml"])
-    components = {
-        d["metadata"]["labels"]["app.kubernetes.io/component"]
-        for d in rendered.of_kind("Deployment")
-    }
-    assert components == {"producer", "consumer"}
+    assert sorted(rendered.components()) == ["consumer", "producer"]
 
 
 @pytest.mark.parametrize("mode", ["bulk", "upsert"])
 def test_the_sink_is_the_consumer_with_the_examples_handler(mode: str) -> None:
     rendered = kube.render([KAFKA_SINK], {"sink.mode": mode})
-    sink = _container(rendered, "sink")
+    sink = rendered.container("sink")
     assert sink["args"] == ["consumer"]
     assert sink["image"] == "eventhubs-kafka-python:0.1.0-postgres-sink"
-    env = _env(rendered, "sink")
+    env = rendered.env("sink")
     assert env["CONSUMER_HANDLER"] == f"examples.postgres_sink:{mode}"
     assert env["SINK_DATABASE_URL"] == {
         "secretKeyRef": {"name": "sink-database", "key": "database-url"}
     }
     # A group of its own, on the consumer's topic and broker.
-    consumer = _env(rendered, "consumer")
+    consumer = rendered.env("consumer")
     assert env["KAFKA_GROUP_ID"] == "postgres-sink" != consumer["KAFKA_GROUP_ID"]
     for name in ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC", "KAFKA_SECURITY_PROTOCOL"):
         assert env[name] == consumer[name]
@@ -60,31 +45,31 @@ def test_the_sink_is_the_consumer_with_the_examples_handler(mode: str) -> None:
 def test_the_users_handler_stays_the_consumers() -> None:
     rendered = kube.render(
         [KAFKA_SINK],
-        {"env": {"CONSUMER_HANDLER": "orders.handlers:handle", "CONSUMER_BATCH_SIZE": 200}},
+        {"env": {"CONSUMER_HANDLER": "orders.handlers:handle", "CONSUMER_BATCH_MAX_RECORDS": 200}},
     )
-    assert _env(rendered, "consumer")["CONSUMER_HANDLER"] == "orders.handlers:handle"
-    sink = _env(rendered, "sink")
+    assert rendered.env("consumer")["CONSUMER_HANDLER"] == "orders.handlers:handle"
+    sink = rendered.env("sink")
     assert sink["CONSUMER_HANDLER"] == "examples.postgres_sink:bulk"
-    assert sink["CONSUMER_BATCH_SIZE"] == "200"
-    names = [item["name"] for item in _container(rendered, "sink")["env"]]
+    assert sink["CONSUMER_BATCH_MAX_RECORDS"] == "200"
+    names = [item["name"] for item in rendered.container("sink")["env"]]
     assert len(names) == len(set(names))
 
 
 def test_on_event_hubs_it_reads_with_its_own_group_and_files() -> None:
     rendered = kube.render([EVENT_HUBS_FILES])
-    env = _env(rendered, "sink")
+    env = rendered.env("sink")
     assert env["EVENTHUBS_CONSUMER_GROUPID"] == "postgres-sink"
     assert (
         env["EVENTHUBS_CONNECTION_STRING_FILE"]
-        == _env(rendered, "consumer")["EVENTHUBS_CONNECTION_STRING_FILE"]
+        == rendered.env("consumer")["EVENTHUBS_CONNECTION_STRING_FILE"]
     )
     assert env["CONSUMER_HANDLER"] == "examples.postgres_sink:upsert"
     assert "SINK_DATABASE_URL" not in env
     path = env["SINK_DATABASE_URL_FILE"]
-    pod = rendered.one("Deployment", "sink")["spec"]["template"]["spec"]
+    pod = rendered.pod("sink")
     (mount,) = [
         m
-        for m in _container(rendered, "sink")["volumeMounts"]
+        for m in rendered.container("sink")["volumeMounts"]
         if path.startswith(m["mountPath"] + "/")
     ]
     assert mount["readOnly"] is True
@@ -100,12 +85,21 @@ def test_on_event_hubs_it_reads_with_its_own_group_and_files() -> None:
 def test_it_has_a_service_account_of_its_own() -> None:
     rendered = kube.render([KAFKA_SINK])
     accounts = {a["metadata"]["name"] for a in rendered.of_kind("ServiceAccount")}
-    sink = rendered.one("Deployment", "sink")["spec"]["template"]["spec"]
+    sink = rendered.pod("sink")
     assert sink["serviceAccountName"] in accounts
-    assert (
-        sink["serviceAccountName"]
-        != rendered.one("Deployment", "consumer")["spec"]["template"]["spec"]["serviceAccountName"]
-    )
+    assert sink["serviceAccountName"] != rendered.pod("consumer")["serviceAccountName"]
+
+
+def test_with_entra_id_it_signs_in_as_its_own_identity() -> None:
+    entra = kube.CHART / "ci" / "eventhubs-entra-keda-values.yaml"
+    sink = {"sink.enabled": True, "sink.database.secret.name": "sink-database"}
+    error = kube.refusal([entra], sink)
+    assert "sink.workloadIdentityClientId is required with eventHubs.auth: entraId" in error
+    rendered = kube.render([entra], sink | {"sink.workloadIdentityClientId": "id-sink"})
+    name = rendered.pod("sink")["serviceAccountName"]
+    (account,) = [a for a in rendered.of_kind("ServiceAccount") if a["metadata"]["name"] == name]
+    assert account["metadata"]["annotations"]["azure.workload.identity/client-id"] == "id-sink"
+    assert "EVENTHUBS_CONNECTION_STRING" not in rendered.env("sink")
 
 
 @pytest.mark.parametrize(
