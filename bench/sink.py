@@ -78,7 +78,7 @@ def _ours(
     """Rows a second from the first row seen to the *total*-th, counted in the table; for
     upsert, whose table holds a row per key, records the handler wrote, by its metric."""
     postgres.execute("DROP TABLE IF EXISTS kafka_records")
-    postgres.execute("DROP TABLE IF EXISTS kafka_latest")
+    postgres.execute("DROP TABLE IF EXISTS kafka_latest, kafka_latest_deleted")
     env = {
         "KAFKA_TOPIC": topic,
         "KAFKA_GROUP_ID": f"sink-{entry}-{uuid.uuid4().hex[:8]}",

@@ -4,7 +4,8 @@ real broker, with records kcat wrote, a batch at a time (``bulk``) and a record 
 and leaving, leave every record in the table exactly once; a PostgreSQL restart during the
 run loses nothing and dead-letters nothing; a row the table refuses is dead-lettered alone.
 
-The topic is fed in parts, each after the moment it must find work at (a kill, a join, a
+The kill lands while the sink's writes wait inside their transactions, on a lock the test
+holds. The topic is fed in parts, each after the moment it must find work at (a kill, a join, a
 handback, a database down), so no step depends on how fast the sink writes."""
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from kafka import KafkaProducer
 
 from examples.postgres_sink import sink
 from harness.postgres import PostgresServer
-from tests.clients import kcat
 from tests.conftest import REPO, Services
 from tests.groups import committed as committed_by
+from tests.sinks import fill, sink_counter, start_sink, table_locked
 
 pytestmark = pytest.mark.faults
 
@@ -34,8 +35,7 @@ HANDLERS = pytest.mark.parametrize("entry", ["bulk", "handler"])
 
 
 def _fill(services: Services, topic: str, numbers: range = range(RECORDS)) -> None:
-    lines = "".join(f"k{n}:v{n}\n" for n in numbers)
-    kcat(services.kafka.bootstrap_servers, "-P", "-t", topic, "-K", ":", stdin=lines.encode())
+    fill(services, topic, ((f"k{n}", f"v{n}") for n in numbers))
 
 
 def _rows(postgres: PostgresServer, topic: str) -> int:
@@ -45,30 +45,6 @@ def _rows(postgres: PostgresServer, topic: str) -> int:
         return 0  # the sink creates it as it starts
     assert isinstance(count, int)
     return count
-
-
-def _sink(
-    services: Services, postgres: PostgresServer, topic: str, entry: str, **settings: str
-) -> object:
-    return services.start(
-        "consumer",
-        **{
-            "KAFKA_TOPIC": topic,
-            "KAFKA_GROUP_ID": f"sink-{topic}",
-            "KAFKA_AUTO_OFFSET_RESET": "earliest",
-            "CONSUMER_HANDLER": f"examples.postgres_sink:{entry}",
-            "SINK_DATABASE_URL": postgres.conninfo,
-            "LOG_MESSAGE_EVERY": "0",
-        }
-        | settings,
-    )
-
-
-def _duplicates_skipped(consumer: object) -> int:
-    _, body = consumer.get("/metrics")  # type: ignore[attr-defined]
-    found = re.search(r"^sink_duplicates_skipped_total (\S+)$", body, re.M)
-    assert found, "the sink's counter is served on /metrics"
-    return int(float(found.group(1)))
 
 
 def _documented_sql() -> list[str]:
@@ -105,16 +81,17 @@ def test_a_killed_consumer_and_a_rebalance_leave_each_record_once(
     services: Services, postgres: PostgresServer, new_topic: object, entry: str
 ) -> None:
     topic = new_topic(partitions=PARTITIONS)  # type: ignore[operator]
-    first_commit, before_kill, while_shared, after_handback = (
+    first_commit, uncommitted, mid_batch, while_shared, after_handback = (
         range(200),
-        range(200, 2_000),
+        range(200, 1_200),
+        range(1_200, 2_000),
         range(2_000, 3_000),
         range(3_000, RECORDS),
     )
     _fill(services, topic, first_commit)
     # Commits once it has done some, then not for a minute: every row written after the
     # rest is fed is past the group's committed offsets, and comes again after the kill.
-    first = _sink(
+    first = start_sink(
         services,
         postgres,
         topic,
@@ -131,23 +108,26 @@ def test_a_killed_consumer_and_a_rebalance_leave_each_record_once(
         timeout=60,
         what="the first rows written and committed",
     )
-    _fill(services, topic, before_kill)
-    services.wait_until(lambda: _rows(postgres, topic) >= 800, timeout=60, what="rows written")
-    assert first.stop(signal.SIGKILL) == -signal.SIGKILL  # type: ignore[attr-defined]
+    _fill(services, topic, uncommitted)
+    services.wait_until(lambda: _rows(postgres, topic) == 1_200, timeout=60, what="rows written")
+    with table_locked(postgres, "kafka_records") as waiting:
+        _fill(services, topic, mid_batch)
+        services.wait_until(waiting, timeout=60, what="a write inside its transaction")
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL  # type: ignore[attr-defined]
     killed_at = _rows(postgres, topic)
     committed = sum(committed_by(bootstrap, f"sink-{topic}", topic, PARTITIONS).values())
     assert committed < killed_at  # rows the kill left uncommitted
 
-    again = _sink(services, postgres, topic, entry)
+    again = start_sink(services, postgres, topic, entry)
     services.wait_until(
         lambda: (
             again.events("service.started")  # type: ignore[attr-defined]
-            and _duplicates_skipped(again) >= killed_at - committed
+            and sink_counter(again, "sink_duplicates_skipped_total") >= killed_at - committed
         ),
         timeout=60,
         what="the uncommitted rows redelivered and skipped",
     )
-    second = _sink(services, postgres, topic, entry)
+    second = start_sink(services, postgres, topic, entry)
     services.wait_until(lambda: second.owned(topic), timeout=60, what="the second consumer joining")  # type: ignore[attr-defined]
     _fill(services, topic, while_shared)
     services.wait_until(
@@ -161,7 +141,7 @@ def test_a_killed_consumer_and_a_rebalance_leave_each_record_once(
     )  # type: ignore[attr-defined]
     _fill(services, topic, after_handback)
     services.wait_until(lambda: _rows(postgres, topic) == RECORDS, timeout=120, what="every record")
-    duplicates = _duplicates_skipped(again)
+    duplicates = sink_counter(again, "sink_duplicates_skipped_total")
     assert again.stop() == 0  # type: ignore[attr-defined]
 
     _assert_each_record_once(postgres, topic)
@@ -179,7 +159,7 @@ def test_a_postgresql_restart_loses_nothing_and_dead_letters_nothing(
     topic = new_topic(partitions=PARTITIONS)  # type: ignore[operator]
     before_stop, while_down = range(2_000), range(2_000, RECORDS)
     _fill(services, topic, before_stop)
-    sink = _sink(services, postgres, topic, entry, CONSUMER_RETRY_BACKOFF_MS="200")
+    sink = start_sink(services, postgres, topic, entry, CONSUMER_RETRY_BACKOFF_MS="200")
     services.wait_until(
         lambda: _rows(postgres, topic) == len(before_stop), timeout=60, what="rows written"
     )
@@ -248,7 +228,7 @@ def test_a_row_the_table_refuses_is_dead_lettered_alone_and_its_batch_written(
         producer.send(topic, key=f"k{n}".encode(), value=f"v{n}".encode(), headers=headers)
     producer.flush()
     producer.close()
-    sink = _sink(services, postgres, topic, "bulk", CONSUMER_DEAD_LETTER_TOPIC=dead)
+    sink = start_sink(services, postgres, topic, "bulk", CONSUMER_DEAD_LETTER_TOPIC=dead)
     services.wait_until(
         lambda: _rows(postgres, topic) == 299 and sink.events("record.dead_lettered"),  # type: ignore[attr-defined]
         timeout=60,
@@ -261,58 +241,3 @@ def test_a_row_the_table_refuses_is_dead_lettered_alone_and_its_batch_written(
     assert "RecordRefused" in letter["error"]
     written = postgres.query(f"SELECT \"offset\" FROM kafka_records WHERE topic = '{topic}'")
     assert sorted(o for (o,) in written) == [n for n in range(300) if n != 150]  # type: ignore[type-var]
-
-
-def _latest(postgres: PostgresServer, topic: str) -> dict[bytes, tuple[object, ...]]:
-    rows = postgres.query(
-        'SELECT key, value, "offset", written_at FROM kafka_latest '
-        f"WHERE topic = '{topic}' ORDER BY key"
-    )
-    return {bytes(key): (value, offset, at) for key, value, offset, at in rows}  # type: ignore[arg-type]
-
-
-def test_upsert_keeps_each_keys_latest_value_and_a_redelivery_never_puts_an_older_one_back(
-    services: Services, postgres: PostgresServer, new_topic: object
-) -> None:
-    topic, dead = new_topic(partitions=1), new_topic(partitions=1)  # type: ignore[operator]
-    producer = KafkaProducer(bootstrap_servers=services.kafka.bootstrap_servers)
-    for version in (1, 2):
-        for n in range(10):
-            producer.send(topic, key=f"k{n}".encode(), value=f"v{version}".encode())
-    producer.send(topic, key=b"k3", value=None)  # a tombstone: offset 20
-    producer.send(topic, key=None, value=b"no key")  # offset 21
-    producer.flush()
-    producer.close()
-
-    sink = _sink(services, postgres, topic, "upsert", CONSUMER_DEAD_LETTER_TOPIC=dead)
-    services.wait_until(
-        lambda: sink.events("record.dead_lettered") and len(_latest(postgres, topic)) == 10,  # type: ignore[attr-defined]
-        timeout=60,
-        what="every key written and the keyless record dead-lettered",
-    )
-    assert sink.stop() == 0  # type: ignore[attr-defined]
-    latest = _latest(postgres, topic)
-    assert {key: (value, offset) for key, (value, offset, _) in latest.items()} == {
-        f"k{n}".encode(): (None, 20) if n == 3 else (b"v2", 10 + n) for n in range(10)
-    }
-    (letter,) = sink.events("record.dead_lettered")  # type: ignore[attr-defined]
-    assert letter["offset"] == 21
-    assert "has none" in letter["error"]
-
-    # Everything again, from the start, a few records a batch: the old values come first.
-    again = _sink(
-        services, postgres, topic, "upsert",
-        KAFKA_GROUP_ID=f"again-{topic}", KAFKA_MAX_POLL_RECORDS="4",
-        CONSUMER_BATCH_MAX_RECORDS="4", CONSUMER_DEAD_LETTER_TOPIC=dead,
-    )  # fmt: skip
-    services.wait_until(
-        lambda: len(again.events("record.dead_lettered")) == 1,  # type: ignore[attr-defined]
-        timeout=60,
-        what="the redelivery read to its end",
-    )
-    _, body = again.get("/metrics")  # type: ignore[attr-defined]
-    assert again.stop() == 0  # type: ignore[attr-defined]
-    assert _latest(postgres, topic) == latest  # not a row changed, nor rewritten
-    superseded = re.search(r"^sink_records_superseded_total (\S+)$", body, re.M)
-    assert superseded is not None
-    assert float(superseded.group(1)) == 21  # every keyed record older than its row, or equal

@@ -5,7 +5,8 @@ copies a batch's rows in with ``COPY`` and moves them to the table in one
 statement, one transaction per batch; :func:`handler` inserts a record at a
 time, each its own transaction. A third, :func:`upsert`, keeps one row per
 key in ``kafka_latest``: the value of the highest offset seen, so a record
-delivered again, or replayed, never puts an older value back.
+delivered again, or replayed, never puts an older value back; a tombstone
+deletes the key's row.
 
 At least once means a record is sometimes delivered twice: a consumer
 killed before its commit hands its last records to the next owner of the
@@ -76,8 +77,12 @@ COPY kafka_records_incoming (topic, partition, "offset", key, value, headers, "t
 FROM STDIN
 """
 MOVE = """
-INSERT INTO kafka_records SELECT * FROM kafka_records_incoming
-ON CONFLICT (topic, partition, "offset") DO NOTHING
+WITH moved AS (
+    INSERT INTO kafka_records SELECT * FROM kafka_records_incoming
+    ON CONFLICT (topic, partition, "offset") DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM moved
 """
 
 LATEST_CREATE = """
@@ -91,6 +96,14 @@ CREATE TABLE IF NOT EXISTS kafka_latest (
     "timestamp" timestamptz,
     written_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (topic, key)
+);
+CREATE TABLE IF NOT EXISTS kafka_latest_deleted (
+    topic       text        NOT NULL,
+    key         bytea       NOT NULL,
+    partition   integer     NOT NULL,
+    "offset"    bigint      NOT NULL,
+    deleted_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (topic, key)
 )
 """
 LATEST_STAGE = """
@@ -101,14 +114,49 @@ LATEST_COPY_IN = """
 COPY kafka_latest_incoming (topic, partition, "offset", key, value, headers, "timestamp")
 FROM STDIN
 """
-#: A key's row changes only for a record past the one it holds: never backwards.
+#: A key's row changes only for a record past the one it holds: never backwards. A tombstone
+#: deletes the row and leaves its place in kafka_latest_deleted, which older records of the
+#: key then cannot pass; a later value takes the key back. Per key, one of the two tables
+#: holds the highest offset seen.
 LATEST_MOVE = """
-INSERT INTO kafka_latest AS kept SELECT * FROM kafka_latest_incoming
-ON CONFLICT (topic, key) DO UPDATE SET
-    partition = EXCLUDED.partition, "offset" = EXCLUDED."offset", value = EXCLUDED.value,
-    headers = EXCLUDED.headers, "timestamp" = EXCLUDED."timestamp",
-    written_at = EXCLUDED.written_at
-WHERE kept.partition <> EXCLUDED.partition OR kept."offset" < EXCLUDED."offset"
+WITH fresh AS (
+    SELECT * FROM kafka_latest_incoming incoming
+    WHERE NOT EXISTS (
+        SELECT FROM kafka_latest_deleted gone
+        WHERE (gone.topic, gone.key, gone.partition)
+            = (incoming.topic, incoming.key, incoming.partition)
+        AND gone."offset" >= incoming."offset"
+    )
+), upserted AS (
+    INSERT INTO kafka_latest AS kept SELECT * FROM fresh WHERE value IS NOT NULL
+    ON CONFLICT (topic, key) DO UPDATE SET
+        partition = EXCLUDED.partition, "offset" = EXCLUDED."offset", value = EXCLUDED.value,
+        headers = EXCLUDED.headers, "timestamp" = EXCLUDED."timestamp",
+        written_at = EXCLUDED.written_at
+    WHERE kept.partition <> EXCLUDED.partition OR kept."offset" < EXCLUDED."offset"
+    RETURNING 1
+), revived AS (
+    DELETE FROM kafka_latest_deleted gone USING fresh
+    WHERE fresh.value IS NOT NULL AND (gone.topic, gone.key) = (fresh.topic, fresh.key)
+), deleted AS (
+    DELETE FROM kafka_latest kept USING fresh
+    WHERE fresh.value IS NULL AND (kept.topic, kept.key) = (fresh.topic, fresh.key)
+    AND (kept.partition <> fresh.partition OR kept."offset" < fresh."offset")
+), marked AS (
+    INSERT INTO kafka_latest_deleted AS gone (topic, key, partition, "offset")
+    SELECT topic, key, partition, "offset" FROM fresh
+    WHERE value IS NULL AND NOT EXISTS (
+        SELECT FROM kafka_latest kept
+        WHERE (kept.topic, kept.key, kept.partition) = (fresh.topic, fresh.key, fresh.partition)
+        AND kept."offset" > fresh."offset"
+    )
+    ON CONFLICT (topic, key) DO UPDATE SET
+        partition = EXCLUDED.partition, "offset" = EXCLUDED."offset",
+        deleted_at = EXCLUDED.deleted_at
+    WHERE gone.partition <> EXCLUDED.partition OR gone."offset" < EXCLUDED."offset"
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM marked)
 """
 
 
@@ -152,8 +200,8 @@ def bulk() -> contextlib.AbstractContextManager[BatchHandler]:
 
 
 def upsert() -> contextlib.AbstractContextManager[BatchHandler]:
-    """One row per key in ``kafka_latest``, a batch per transaction; a tombstone keeps
-    the key's row with no value. The URL as for :func:`handler`."""
+    """One row per key in ``kafka_latest``, a batch per transaction; a tombstone deletes
+    the key's row. The URL as for :func:`handler`."""
     return _batches(LATEST_TABLE)
 
 
@@ -254,7 +302,8 @@ class Sink:
             with cursor.copy(self._table.copy_in) as copy:
                 for row in rows:
                     copy.write_row(row)
-            written: int = cursor.execute(self._table.move).rowcount
+            (written,) = cursor.execute(self._table.move).fetchone() or (0,)
+        assert isinstance(written, int)
         return written
 
     def close(self) -> None:

@@ -1,0 +1,66 @@
+"""The PostgreSQL sink as its tests run it: records written by kcat, the consumer started
+with the sink's handler, and the sink's own counters read from /metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterable, Iterator
+
+import psycopg
+
+from harness.postgres import PostgresServer
+from tests.clients import kcat
+from tests.conftest import Services
+
+
+def fill(services: Services, topic: str, records: Iterable[tuple[str, str | None]]) -> None:
+    """Write *records* (key, value) with kcat, in order; a value of None is a tombstone."""
+    lines = "".join(f"{key}:{'' if value is None else value}\n" for key, value in records)
+    # -Z: an empty value is sent as no value at all, a tombstone.
+    kcat(services.kafka.bootstrap_servers, "-P", "-Z", "-t", topic, "-K", ":", stdin=lines.encode())
+
+
+def start_sink(
+    services: Services, postgres: PostgresServer, topic: str, entry: str, **settings: str
+) -> object:
+    """The consumer running ``examples.postgres_sink:<entry>``, in group ``sink-<topic>``."""
+    return services.start(
+        "consumer",
+        **{
+            "KAFKA_TOPIC": topic,
+            "KAFKA_GROUP_ID": f"sink-{topic}",
+            "KAFKA_AUTO_OFFSET_RESET": "earliest",
+            "CONSUMER_HANDLER": f"examples.postgres_sink:{entry}",
+            "SINK_DATABASE_URL": postgres.conninfo,
+            "LOG_MESSAGE_EVERY": "0",
+        }
+        | settings,
+    )
+
+
+def sink_counter(consumer: object, name: str) -> int:
+    """The sink's counter *name* (``sink_duplicates_skipped_total``...) on its /metrics."""
+    _, body = consumer.get("/metrics")  # type: ignore[attr-defined]
+    found = re.search(rf"^{name} (\S+)$", body, re.M)
+    assert found, f"the sink's {name} is served on /metrics"
+    return int(float(found.group(1)))
+
+
+@contextlib.contextmanager
+def table_locked(postgres: PostgresServer, table: str) -> Iterator[Callable[[], int]]:
+    """*table* locked against writes by a transaction of the test's own until the block ends,
+    so that the sink's writes wait inside their transactions: a kill then lands mid-batch,
+    on a machine of any speed. Yields a count of the writes waiting."""
+
+    def waiting() -> int:
+        ((count,),) = postgres.query(
+            "SELECT count(*) FROM pg_stat_activity "
+            f"WHERE wait_event_type = 'Lock' AND query LIKE '%INTO {table} %'"
+        )
+        assert isinstance(count, int)
+        return count
+
+    with psycopg.connect(postgres.conninfo) as holder:
+        holder.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+        yield waiting
