@@ -45,7 +45,7 @@ def _args(kafka: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {name: kafka[name] for name in names if name in kafka}
 
 
-async def _produce(count: int, warmup: int, key_size: int, value_size: int) -> float:
+async def _produce(count: int, warmup: int, key_size: int, value_size: int) -> loops.Timed:
     plan = resolve(load(ProducerSettings))
     producer = AIOKafkaProducer(**_args(plan.kafka, _PRODUCER_ARGS))
     await producer.start()
@@ -61,9 +61,9 @@ async def _produce(count: int, warmup: int, key_size: int, value_size: int) -> f
             return futures
 
         await asyncio.gather(*await send(warmup))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         futures = await send(count)
-        took = time.perf_counter() - started
+        took = loops.Timed(time.perf_counter() - started, time.process_time() - cpu)
         failed = sum(1 for future in futures if not future.done() or future.exception())
         if failed:
             raise loops.Incomplete(f"aiokafka: {failed} of {count} sends not acknowledged")
@@ -89,7 +89,7 @@ async def _consume(count: int, warmup: int, settings: Mapping[str, str]) -> tupl
         await consumer.stop()
 
 
-def produce(count: int, warmup: int, key_size: int, value_size: int) -> float:
+def produce(count: int, warmup: int, key_size: int, value_size: int) -> loops.Timed:
     return asyncio.run(_produce(count, warmup, key_size, value_size))
 
 

@@ -16,7 +16,7 @@ from bench import loops
 from common.config import ConsumerSettings, ProducerSettings, load, resolve
 
 
-def produce(count: int, warmup: int, key_size: int, value_size: int) -> float:
+def produce(count: int, warmup: int, key_size: int, value_size: int) -> loops.Timed:
     """Seconds to send and have acknowledged *count* messages after *warmup* others."""
     plan = resolve(load(ProducerSettings))
     producer = KafkaProducer(**plan.kafka)
@@ -26,11 +26,11 @@ def produce(count: int, warmup: int, key_size: int, value_size: int) -> float:
     for i in range(warmup):
         producer.send(topic, key=keys[i % 1000], value=value)
     producer.flush()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(count):
         producer.send(topic, key=keys[i % 1000], value=value)
     producer.flush()
-    took = time.perf_counter() - started
+    took = loops.Timed(time.perf_counter() - started, time.process_time() - cpu)
     producer.close()
     return took
 

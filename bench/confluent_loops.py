@@ -44,7 +44,7 @@ def properties(kafka: Mapping[str, Any]) -> dict[str, Any]:
     return config
 
 
-def produce(count: int, warmup: int, key_size: int, value_size: int) -> float:
+def produce(count: int, warmup: int, key_size: int, value_size: int) -> loops.Timed:
     """Seconds to send and have acknowledged *count* messages after *warmup* others."""
     plan = resolve(load(ProducerSettings))
     producer = Producer(properties(plan.kafka))
@@ -69,9 +69,9 @@ def produce(count: int, warmup: int, key_size: int, value_size: int) -> float:
         producer.flush()
 
     send(warmup)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     send(count)
-    took = time.perf_counter() - started
+    took = loops.Timed(time.perf_counter() - started, time.process_time() - cpu)
     if answers["failed"] or answers["delivered"] != warmup + count:
         raise loops.Incomplete(f"confluent-kafka: {answers} of {warmup + count} sends")
     return took

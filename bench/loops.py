@@ -15,9 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
-#: (count, warmup, key bytes, value bytes) -> seconds for *count* sends, all acknowledged.
-Produce = Callable[[int, int, int, int], float]
+
+class Timed(NamedTuple):
+    """How long *count* sends took, all acknowledged: on the clock, and in CPU of all threads."""
+
+    seconds: float
+    cpu_seconds: float
+
+
+#: (count, warmup, key bytes, value bytes) -> the time *count* sends took.
+Produce = Callable[[int, int, int, int], Timed]
 #: (count, warmup, client settings) -> (messages received after the warm-up, seconds).
 Consume = Callable[[int, int, Mapping[str, str]], tuple[int, float]]
 
@@ -47,8 +56,10 @@ def main(description: str, produce: Produce, consume: Consume) -> None:
     )
     args = parser.parse_args()
     if args.loop == "produce":
-        timed = args.count, produce(args.count, args.warmup, args.key_size, args.value_size)
+        took = produce(args.count, args.warmup, args.key_size, args.value_size)
+        answer = {"messages": args.count, "seconds": took.seconds, "cpu_seconds": took.cpu_seconds}
     else:
         settings = dict(item.split("=", 1) for item in args.set)
-        timed = consume(args.count, args.warmup, settings)
-    print(json.dumps({"messages": timed[0], "seconds": timed[1]}))
+        received, seconds = consume(args.count, args.warmup, settings)
+        answer = {"messages": received, "seconds": seconds}
+    print(json.dumps(answer))

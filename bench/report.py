@@ -78,11 +78,22 @@ def _vs_bare(case: dict[str, Any], contender: str) -> str:
     return "1.00" if contender == "bare" else f"{case[f'{contender}_vs_bare']:.2f}"
 
 
+def _cpu(figures: dict[str, Any]) -> str:
+    """CPU of all the client's threads per message sent; the Java tool does not say."""
+    cpu = figures.get("cpu_us_per_message")
+    return "—" if cpu is None else f"{cpu['median']:.1f} µs"
+
+
 def _producer_table(cases: dict[str, Any], labels: dict[str, str]) -> list[str]:
     header = ["client"]
     for size, case in cases.items():
         asked = size.removesuffix("B")
-        header += [f"{asked} B asked, {case['value_bytes']} B values", "vs bare", "records/batch"]
+        header += [
+            f"{asked} B asked, {case['value_bytes']} B values",
+            "vs bare",
+            "records/batch",
+            "CPU/message",
+        ]
     rows = []
     for contender in _contenders(next(iter(cases.values()))):
         row = [labels[contender]]
@@ -91,6 +102,7 @@ def _producer_table(cases: dict[str, Any], labels: dict[str, str]) -> list[str]:
                 _rate(case[contender]),
                 _vs_bare(case, contender),
                 f"{case[contender]['records_per_batch']['median']:,.0f}",
+                _cpu(case[contender]),
             ]
         rows.append(row)
     return _table(header, rows)
@@ -402,7 +414,8 @@ def markdown(results: dict[str, Any]) -> str:
     if "producer" in cases:
         out += [
             "Producer, messages/s (acks=all, idempotent, linger 5 ms; records per batch as "
-            "written in the broker's log):",
+            "written in the broker's log; CPU of all the process's threads per message, "
+            "which a noisy host's rates hide):",
             "",
         ]
         out += [*_producer_table(cases["producer"], labels), ""]

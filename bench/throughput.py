@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bench import java
 from bench.batches import records_per_batch
 from bench.runs import fresh_topic, loop, rate_from_samples, rss_mib, written
@@ -26,6 +28,7 @@ from bench.stats import alternate, summary
 from common import message
 from common.config import ProducerSettings, load, resolve
 from harness import ServiceGroup, service_env
+from harness.processes import ServiceProcess
 
 PRODUCERS = ("java", "bare", "ours", "aiokafka", "confluent")
 #: confluent-kafka's consumer twice: with librdkafka's defaults, which pause a
@@ -73,7 +76,13 @@ def _ours(
     service = group.start(module)
     lines_wanted = total // LOG_EVERY
     try:
+        if module == "producer":
+            warm = max(1, warmup // LOG_EVERY)
+            group.wait_until(lambda: len(service.events(event)) >= warm, 600)
+            at_warmup = _cpu_and_sent(service, topic)
         group.wait_until(lambda: len(service.events(event)) >= lines_wanted, 600)
+        if module == "producer":
+            at_end = _cpu_and_sent(service, topic)
         memory = rss_mib(service.pid)
     finally:
         service.stop()
@@ -85,7 +94,21 @@ def _ours(
     if module == "producer":
         # Its sequence numbers count its sends: each up to the last line's is answered by now.
         result["messages"] = lines[-1]["seq"]
+        (cpu, sent), (cpu_before, sent_before) = at_end, at_warmup
+        result["cpu_us_per_message"] = (cpu - cpu_before) / (sent - sent_before) * 1e6
     return result
+
+
+def _cpu_and_sent(service: ServiceProcess, topic: str) -> tuple[float, float]:
+    """The producer's CPU seconds (all threads) and messages acknowledged, from one scrape."""
+    _, body = service.get("/metrics")
+    found = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.labels.get("messaging_destination_name", topic) == topic
+    }
+    return found["process_cpu_seconds_total"], found["messaging_client_sent_messages_total"]
 
 
 def _producer_run(bootstrap: str, contender: str, size: int, scale: float) -> dict[str, Any]:
@@ -120,7 +143,10 @@ def _producer_run(bootstrap: str, contender: str, size: int, scale: float) -> di
                 f"--value-size={value_size}",
                 *settings,
             )
-            result = {"messages_per_s": answer["messages"] / answer["seconds"]}
+            result = {
+                "messages_per_s": answer["messages"] / answer["seconds"],
+                "cpu_us_per_message": answer["cpu_seconds"] / answer["messages"] * 1e6,
+            }
             expected = count + warmup
         if (found := written(bootstrap, topic)) < expected:
             raise RuntimeError(f"{contender} counted {expected} messages, the topic has {found}")
@@ -147,13 +173,17 @@ def _compare(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     for contender, measured in runs.items():
         result[contender] = {
             name: summary((r[name] for r in measured), 2 if name != "messages_per_s" else 0)
-            for name in ("messages_per_s", "mb_per_s", "records_per_batch")
+            for name in ("messages_per_s", "mb_per_s", "records_per_batch", "cpu_us_per_message")
             if name in measured[0]
         } | {"runs": [{k: round(v, 3) for k, v in r.items()} for r in measured]}
     median = {c: result[c]["messages_per_s"]["median"] for c in runs}
     for contender in runs:
         if contender != "bare":
             result[f"{contender}_vs_bare"] = round(median[contender] / median["bare"], 3)
+    if "cpu_us_per_message" in result["ours"]:
+        # CPU a message costs, all threads: what a noisy host's rates hide.
+        cpu = {c: result[c]["cpu_us_per_message"]["median"] for c in ("ours", "bare")}
+        result["ours_cpu_vs_bare"] = round(cpu["ours"] / cpu["bare"], 3)
     result["ours_vs_java"] = round(median["ours"] / median["java"], 3)
     result["bare_vs_java"] = round(median["bare"] / median["java"], 3)
     return result

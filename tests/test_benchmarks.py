@@ -131,7 +131,10 @@ def test_bench_smoke_run_writes_every_case(tmp_path: Path) -> None:
             assert figures[contender]["messages_per_s"]["median"] > 0
             # Read back from the broker's log: at least one record in each batch.
             assert figures[contender]["records_per_batch"]["median"] >= 1
+        for contender in ("bare", "ours", "aiokafka", "confluent"):
+            assert figures[contender]["cpu_us_per_message"]["median"] > 0
         assert figures["ours_vs_bare"] > 0
+        assert figures["ours_cpu_vs_bare"] > 0
         assert figures["ours_vs_java"] > 0
     consumer = results["cases"]["consumer"]
     for contender in ("java", "bare", "ours", "aiokafka", "confluent", "confluent_10ms"):
