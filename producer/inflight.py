@@ -33,6 +33,11 @@ MAX_UNANSWERED_BYTES = 4 * 1024 * 1024
 MIN_UNANSWERED, MAX_UNANSWERED = 16, 20_000
 
 
+#: Once the bound is reached, the share of it answered before sends go again. Sending
+#: again at each answer made a wait, a wakeup and a burst of one batch per answer.
+REFILL_SHARE = 0.25
+
+
 def limit_for(message_size: int) -> int:
     """Most sends left unanswered for messages of *message_size* bytes."""
     by_size = MAX_UNANSWERED_BYTES // max(1, message_size)
@@ -53,6 +58,10 @@ class InFlight:
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._limit = limit
+        #: Unanswered sends at which a full bound has room again.
+        self._refilled_at = limit - max(1, int(limit * REFILL_SHARE))
+        #: Set when the bound is reached, cleared when it has room again.
+        self._full = False
         self._stall_after_s = stall_after_s
         self._clock = clock
         # (seq, when it was sent, its future), in the order sent.
@@ -67,8 +76,9 @@ class InFlight:
 
     @property
     def room(self) -> int:
-        """Sends that may go before the bound is reached."""
-        return max(0, self._limit - len(self._pending))
+        """Sends that may go before the bound is reached; none, once it is, until a share
+        of it (REFILL_SHARE) is answered."""
+        return 0 if self._full else max(0, self._limit - len(self._pending))
 
     @property
     def has_answers(self) -> bool:
@@ -78,7 +88,10 @@ class InFlight:
 
     def sent(self, seq: int, future: SendFuture) -> None:
         """Keep *seq*, which the client has queued, until *future* answers it."""
-        self._pending.append((seq, self._clock(), future))
+        pending = self._pending
+        pending.append((seq, self._clock(), future))
+        if len(pending) >= self._limit:
+            self._full = True
 
     def wait(self, timeout: float) -> None:
         """Wait, up to *timeout*, for the oldest send's answer.
@@ -117,11 +130,14 @@ class InFlight:
             seq, sent_at, future = pending.popleft()
             error = future.exception
             yield seq, now - sent_at, future.value if error is None else error
+        if len(pending) <= self._refilled_at:
+            self._full = False
 
     def abandon(self) -> list[int]:
         """Give up on every send still unanswered (the client is closed): their seqs."""
         abandoned = [seq for seq, _, _ in self._pending]
         self._pending.clear()
+        self._full = False
         return abandoned
 
     def stalled(self) -> Stall | None:
@@ -141,6 +157,7 @@ class InFlight:
         abandoned = [seq for seq, _, _ in pending]
         waited_s = now - pending[0][1]
         pending.clear()
+        self._full = False
         return Stall(abandoned, waited_s)
 
 

@@ -71,6 +71,21 @@ def test_the_bound_says_when_to_wait() -> None:
     assert inflight.room == 1
 
 
+def test_a_full_bound_has_room_again_once_a_quarter_of_it_is_answered() -> None:
+    """Sends go again in bursts, not one per answer: each wait for an answer costs a wakeup."""
+    inflight = InFlight(stall_after_s=60, limit=8)
+    answers = [batch(inflight, seq) for seq in range(1, 9)]
+    assert inflight.room == 0
+
+    answers[0].success((0, -1, None))
+    list(inflight.take())
+    assert (len(inflight), inflight.room) == (7, 0)
+
+    answers[1].success((1, -1, None))
+    list(inflight.take())
+    assert (len(inflight), inflight.room) == (6, 2)
+
+
 def test_wait_returns_once_the_oldest_is_answered() -> None:
     inflight = InFlight(stall_after_s=60)
     oldest = batch(inflight, 1)
