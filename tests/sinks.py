@@ -39,6 +39,20 @@ def start_sink(
     )
 
 
+def wait_for_count(
+    services: Services, consumer: object, name: str, at_least: int, what: str
+) -> None:
+    """Wait until *consumer* has started and its sink counter *name* is *at_least*."""
+    services.wait_until(
+        lambda: (
+            consumer.events("service.started")  # type: ignore[attr-defined]
+            and sink_counter(consumer, name) >= at_least
+        ),
+        timeout=60,
+        what=what,
+    )
+
+
 def sink_counter(consumer: object, name: str) -> int:
     """The sink's counter *name* (``sink_duplicates_skipped_total``...) on its /metrics."""
     _, body = consumer.get("/metrics")  # type: ignore[attr-defined]

@@ -24,7 +24,7 @@ from examples.postgres_sink import sink
 from harness.postgres import PostgresServer
 from tests.conftest import REPO, Services
 from tests.groups import committed as committed_by
-from tests.sinks import fill, sink_counter, start_sink, table_locked
+from tests.sinks import fill, sink_counter, start_sink, table_locked, wait_for_count
 
 pytestmark = pytest.mark.faults
 
@@ -119,14 +119,10 @@ def test_a_killed_consumer_and_a_rebalance_leave_each_record_once(
     assert committed < killed_at  # rows the kill left uncommitted
 
     again = start_sink(services, postgres, topic, entry)
-    services.wait_until(
-        lambda: (
-            again.events("service.started")  # type: ignore[attr-defined]
-            and sink_counter(again, "sink_duplicates_skipped_total") >= killed_at - committed
-        ),
-        timeout=60,
-        what="the uncommitted rows redelivered and skipped",
-    )
+    wait_for_count(
+        services, again, "sink_duplicates_skipped_total", killed_at - committed,
+        "the uncommitted rows redelivered and skipped",
+    )  # fmt: skip
     second = start_sink(services, postgres, topic, entry)
     services.wait_until(lambda: second.owned(topic), timeout=60, what="the second consumer joining")  # type: ignore[attr-defined]
     _fill(services, topic, while_shared)

@@ -17,7 +17,7 @@ from harness.postgres import PostgresServer
 from tests.clients import read_all
 from tests.conftest import Services
 from tests.groups import committed as committed_by
-from tests.sinks import fill, sink_counter, start_sink, table_locked
+from tests.sinks import fill, sink_counter, start_sink, table_locked, wait_for_count
 
 pytestmark = pytest.mark.faults
 
@@ -93,14 +93,10 @@ def test_a_kill_and_a_postgresql_restart_leave_each_key_at_its_last_record(
 
     again = start_sink(services, postgres, topic, "upsert", CONSUMER_RETRY_BACKOFF_MS="200")
     # Each of them comes again, at an offset its key's row (or its tombstone) already holds.
-    services.wait_until(
-        lambda: (
-            again.events("service.started")  # type: ignore[attr-defined]
-            and sink_counter(again, "sink_records_superseded_total") >= handled - committed
-        ),
-        timeout=60,
-        what="the uncommitted records redelivered and superseded",
-    )
+    wait_for_count(
+        services, again, "sink_records_superseded_total", handled - committed,
+        "the uncommitted records redelivered and superseded",
+    )  # fmt: skip
     postgres.stop()
     fill(services, topic, _records(while_down))
     services.wait_until(
