@@ -19,8 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from bench import java
 from bench.batches import records_per_batch
 from bench.runs import fresh_topic, loop, rate_from_samples, rss_mib, written
@@ -28,7 +26,6 @@ from bench.stats import alternate, summary
 from common import message
 from common.config import ProducerSettings, load, resolve
 from harness import ServiceGroup, service_env
-from harness.processes import ServiceProcess
 
 PRODUCERS = ("java", "bare", "ours", "aiokafka", "confluent")
 #: confluent-kafka's consumer twice: with librdkafka's defaults, which pause a
@@ -42,6 +39,8 @@ LOOPS = {
     "confluent": ("confluent_loops", ()),
     "confluent_10ms": ("confluent_loops", ("--set", "fetch.queue.backoff.ms=10")),
 }
+#: The producer's CPU seconds, all its threads, and its messages acknowledged.
+CPU_AND_SENT = ("process_cpu_seconds_total", "messaging_client_sent_messages_total")
 #: Our services log one message in this many, as in production at these rates.
 LOG_EVERY = 1000
 #: Messages per producer run by value size: long enough that start-up does not count.
@@ -79,10 +78,10 @@ def _ours(
         if module == "producer":
             warm = max(1, warmup // LOG_EVERY)
             group.wait_until(lambda: len(service.events(event)) >= warm, 600)
-            at_warmup = _cpu_and_sent(service, topic)
+            at_warmup = service.metrics(*CPU_AND_SENT)
         group.wait_until(lambda: len(service.events(event)) >= lines_wanted, 600)
         if module == "producer":
-            at_end = _cpu_and_sent(service, topic)
+            at_end = service.metrics(*CPU_AND_SENT)
         memory = rss_mib(service.pid)
     finally:
         service.stop()
@@ -94,21 +93,9 @@ def _ours(
     if module == "producer":
         # Its sequence numbers count its sends: each up to the last line's is answered by now.
         result["messages"] = lines[-1]["seq"]
-        (cpu, sent), (cpu_before, sent_before) = at_end, at_warmup
-        result["cpu_us_per_message"] = (cpu - cpu_before) / (sent - sent_before) * 1e6
+        cpu_s, sent = (at_end[name] - at_warmup[name] for name in CPU_AND_SENT)
+        result["cpu_us_per_message"] = cpu_s / sent * 1e6
     return result
-
-
-def _cpu_and_sent(service: ServiceProcess, topic: str) -> tuple[float, float]:
-    """The producer's CPU seconds (all threads) and messages acknowledged, from one scrape."""
-    _, body = service.get("/metrics")
-    found = {
-        sample.name: sample.value
-        for family in text_string_to_metric_families(body)
-        for sample in family.samples
-        if sample.labels.get("messaging_destination_name", topic) == topic
-    }
-    return found["process_cpu_seconds_total"], found["messaging_client_sent_messages_total"]
 
 
 def _producer_run(bootstrap: str, contender: str, size: int, scale: float) -> dict[str, Any]:

@@ -133,6 +133,16 @@ class ServiceProcess:
             if sample.name == name and labels.items() <= sample.labels.items()
         )
 
+    def metrics(self, *names: str) -> dict[str, float]:
+        """The sum of each of *names*' samples, from one scrape: figures of one moment."""
+        _, body = self.get("/metrics")
+        found = dict.fromkeys(names, 0.0)
+        for family in text_string_to_metric_families(body):
+            for sample in family.samples:
+                if sample.name in found:
+                    found[sample.name] += sample.value
+        return found
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         """Signal the service and wait for it; returns its exit status."""
         if self.process.poll() is None:

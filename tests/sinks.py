@@ -1,10 +1,9 @@
 """The PostgreSQL sink as its tests run it: records written by kcat, the consumer started
-with the sink's handler, and the sink's own counters read from /metrics."""
+with the sink's handler, waits on its counters, and a lock that holds its writes."""
 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Iterable, Iterator
 
 import psycopg
@@ -42,23 +41,15 @@ def start_sink(
 def wait_for_count(
     services: Services, consumer: object, name: str, at_least: int, what: str
 ) -> None:
-    """Wait until *consumer* has started and its sink counter *name* is *at_least*."""
+    """Wait until *consumer* has started and its counter *name* is *at_least*."""
     services.wait_until(
         lambda: (
             consumer.events("service.started")  # type: ignore[attr-defined]
-            and sink_counter(consumer, name) >= at_least
+            and consumer.metric(name) >= at_least  # type: ignore[attr-defined]
         ),
         timeout=60,
         what=what,
     )
-
-
-def sink_counter(consumer: object, name: str) -> int:
-    """The sink's counter *name* (``sink_duplicates_skipped_total``...) on its /metrics."""
-    _, body = consumer.get("/metrics")  # type: ignore[attr-defined]
-    found = re.search(rf"^{name} (\S+)$", body, re.M)
-    assert found, f"the sink's {name} is served on /metrics"
-    return int(float(found.group(1)))
 
 
 @contextlib.contextmanager
